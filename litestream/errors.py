@@ -1,0 +1,345 @@
+"""The exception tree: every error litestream raises is defined here.
+
+Errors fall into the four categories of the seed library:
+
+* ``client`` -- the caller can fix it (bad config, bad request, bad key); never retried.
+* ``provider`` -- transient trouble on the provider's side; retryable.
+* ``response`` -- the provider answered, but not with something usable.
+* ``system`` -- anything else.
+
+Every error carries ``provider``, ``model``, ``status_code``,
+``provider_code``, ``retryable``, ``retry_after``, ``request_id`` and
+``category``. Messages, reprs and summaries are redacted: API keys and
+authorization headers never appear in them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Optional
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectTimeout",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "FirstChunkTimeout",
+    "IdleTimeout",
+    "InvalidRequestError",
+    "LitestreamError",
+    "ModelNotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "ProviderError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "StreamConnectionError",
+    "StreamTimeout",
+    "TotalTimeout",
+    "UnsupportedFeatureError",
+    "error_details",
+    "error_summary",
+    "is_litestream_error",
+    "is_retryable",
+    "redact",
+    "register_secret",
+]
+
+# ---------------------------------------------------------------------------
+# Redaction
+# ---------------------------------------------------------------------------
+
+_REDACTED = "[REDACTED]"
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_secret_pattern: Optional[re.Pattern[str]] = None
+
+# Shapes of credentials worth hiding even when nobody registered them.
+_CREDENTIAL_PATTERNS = re.compile(
+    r"(?i)(?:"
+    r"\bsk-[A-Za-z0-9_\-]{8,}"  # OpenAI, Anthropic, OpenRouter style keys
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"  # Google API keys
+    r"|(?<=bearer )[A-Za-z0-9._~+/=\-]{8,}"
+    r"|(?<=[?&]key=)[^&\s\"']+"
+    r"|(?<=x-api-key: )\S+"
+    r"|(?<=x-goog-api-key: )\S+"
+    r"|(?<=authorization: )\S+(?: \S+)?"
+    r")"
+)
+
+
+def register_secret(secret: Optional[str]) -> None:
+    """Remember ``secret`` so that :func:`redact` hides it wherever it appears.
+
+    litestream registers every API key it is given; call this for other
+    credentials you pass through ``headers``. Strings shorter than 4
+    characters are ignored (they would redact ordinary words).
+    """
+    global _secret_pattern
+    if not secret or len(secret) < 4:
+        return
+    with _secrets_lock:
+        if secret in _secrets:
+            return
+        _secrets.add(secret)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with registered secrets and credential-shaped strings replaced."""
+    if not text:
+        return text
+    pattern = _secret_pattern
+    if pattern is not None:
+        text = pattern.sub(_REDACTED, text)
+    return _CREDENTIAL_PATTERNS.sub(_REDACTED, text)
+
+
+# ---------------------------------------------------------------------------
+# The base class
+# ---------------------------------------------------------------------------
+
+
+class LitestreamError(Exception):
+    """Base class of every error litestream raises.
+
+    Attributes:
+        message: the redacted, human-readable message.
+        provider: the provider name (``"openai"``...), when known.
+        model: the model name, when known.
+        status_code: the HTTP status, when the error came from one.
+        provider_code: the provider's own error type or code (``"overloaded_error"``).
+        retryable: whether trying the same request again may succeed.
+        retry_after: seconds the provider asked us to wait, or ``None``.
+        request_id: the provider's request id, when it sent one.
+        partial_content: text delivered to the caller before the failure.
+        attempts: for errors raised by the router, one summary line per attempt.
+        channel: set by :func:`litestream.alts` to the channel that failed.
+    """
+
+    category: str = "system"
+    default_retryable: bool = False
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        provider: Optional[str] = None,
+        model: Optional[str] = None,
+        status_code: Optional[int] = None,
+        provider_code: Optional[str] = None,
+        retryable: Optional[bool] = None,
+        retry_after: Optional[float] = None,
+        request_id: Optional[str] = None,
+        partial_content: Optional[str] = None,
+        attempts: tuple[str, ...] = (),
+    ) -> None:
+        self.message = redact(str(message))
+        super().__init__(self.message)
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.provider_code = provider_code
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.partial_content = partial_content
+        self.attempts = tuple(attempts)
+        self.channel: Any = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        fields = [repr(self.message)]
+        for name in ("provider", "model", "status_code", "provider_code", "retry_after"):
+            value = getattr(self, name)
+            if value is not None:
+                fields.append(f"{name}={value!r}")
+        return redact(f"{type(self).__name__}({', '.join(fields)})")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.message, error_details(self)))
+
+
+def _rebuild(cls: type[LitestreamError], message: str, details: dict[str, Any]) -> LitestreamError:
+    keys = ("provider", "model", "status_code", "provider_code", "retryable",
+            "retry_after", "request_id", "partial_content", "attempts")
+    return cls(message, **{key: details[key] for key in keys if key in details})
+
+
+# ---------------------------------------------------------------------------
+# Client errors: the caller can fix them; never retried
+# ---------------------------------------------------------------------------
+
+
+class ConfigurationError(LitestreamError, ValueError):
+    """Raised before any I/O for an unknown provider, a missing key or a malformed request."""
+
+    category = "client"
+
+
+class AuthenticationError(LitestreamError):
+    """Raised when the provider rejects the API key (HTTP 401)."""
+
+    category = "client"
+
+
+class PermissionDeniedError(LitestreamError):
+    """Raised when the key may not use this model or endpoint (HTTP 403)."""
+
+    category = "client"
+
+
+class InvalidRequestError(LitestreamError):
+    """Raised when the provider rejects the request as malformed (HTTP 400, 413, 422)."""
+
+    category = "client"
+
+
+class ContextWindowExceededError(InvalidRequestError):
+    """Raised when the prompt and ``max_tokens`` do not fit the model's context window."""
+
+
+class ModelNotFoundError(InvalidRequestError):
+    """Raised when the model or endpoint does not exist (HTTP 404)."""
+
+
+class UnsupportedFeatureError(InvalidRequestError):
+    """Raised when a request asks for something the provider cannot do."""
+
+
+class QuotaExceededError(LitestreamError):
+    """Raised for a 429 that means the billing quota is gone: waiting will not help."""
+
+    category = "client"
+
+
+# ---------------------------------------------------------------------------
+# Provider errors: transient; retryable
+# ---------------------------------------------------------------------------
+
+
+class RateLimitError(LitestreamError):
+    """Raised on HTTP 429; ``retry_after`` holds the wait the provider asked for."""
+
+    category = "provider"
+    default_retryable = True
+
+
+class ProviderError(LitestreamError):
+    """Raised on HTTP 5xx, Anthropic's 529 overloaded, or an error event inside a 200 stream."""
+
+    category = "provider"
+    default_retryable = True
+
+
+class StreamTimeout(LitestreamError, TimeoutError):
+    """Base of the deadline errors; also a builtin :class:`TimeoutError`."""
+
+    category = "provider"
+    default_retryable = True
+
+
+class ConnectTimeout(StreamTimeout):
+    """Raised when the connection or the response headers do not come within ``connect_timeout``."""
+
+
+class FirstChunkTimeout(StreamTimeout):
+    """Raised when no content chunk arrives within ``first_chunk_timeout``."""
+
+
+class IdleTimeout(StreamTimeout):
+    """Raised when no content chunk arrives for ``idle_timeout`` (pings do not count)."""
+
+
+class TotalTimeout(StreamTimeout):
+    """Raised when the whole stream takes longer than ``timeout``."""
+
+    default_retryable = False
+
+
+class StreamConnectionError(LitestreamError, ConnectionError):
+    """Raised when the connection is refused, reset, or cut in the middle of a stream."""
+
+    category = "provider"
+    default_retryable = True
+
+
+# ---------------------------------------------------------------------------
+# Response errors: the provider answered, but not usably
+# ---------------------------------------------------------------------------
+
+
+class ProtocolError(LitestreamError):
+    """Raised for malformed frames, JSON, UTF-8, or an event larger than allowed."""
+
+    category = "response"
+
+
+class ContentFilterError(LitestreamError):
+    """Raised when the provider blocked the prompt or the output and said so as an error."""
+
+    category = "response"
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def is_litestream_error(value: object) -> bool:
+    """Return True when ``value`` is an exception raised by litestream."""
+    return isinstance(value, LitestreamError)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Return True when trying the same request again may succeed."""
+    return isinstance(error, LitestreamError) and bool(error.retryable)
+
+
+def error_details(error: BaseException) -> dict[str, Any]:
+    """Return the error's fields as a JSON-ready dict (redacted)."""
+    if not isinstance(error, LitestreamError):
+        return {"type": type(error).__name__, "message": redact(str(error)), "category": "system"}
+    return {
+        "type": type(error).__name__,
+        "message": error.message,
+        "category": error.category,
+        "provider": error.provider,
+        "model": error.model,
+        "status_code": error.status_code,
+        "provider_code": error.provider_code,
+        "retryable": error.retryable,
+        "retry_after": error.retry_after,
+        "request_id": error.request_id,
+        "partial_content": error.partial_content,
+        "attempts": list(error.attempts),
+    }
+
+
+def error_summary(error: BaseException) -> str:
+    """Return one redacted line describing ``error``.
+
+    Example: ``RateLimitError: openai/gpt-4o-mini HTTP 429 — Rate limit reached
+    (retry after 2.0s)``.
+    """
+    parts = [f"{type(error).__name__}:"]
+    if isinstance(error, LitestreamError):
+        where = "/".join(part for part in (error.provider, error.model) if part)
+        if where:
+            parts.append(where)
+        if error.status_code is not None:
+            parts.append(f"HTTP {error.status_code}")
+        message = error.message
+    else:
+        message = str(error)
+    line = " ".join(parts)
+    if message:
+        line += f" — {message}" if len(parts) > 1 else f" {message}"
+    if isinstance(error, LitestreamError) and error.retry_after is not None:
+        line += f" (retry after {error.retry_after:.1f}s)"
+    return redact(" ".join(line.split()))

@@ -1,0 +1,272 @@
+"""The provider interface: pure translation between OpenAI-style input and each wire format.
+
+A provider never touches a socket. It turns a chat request into an
+:class:`HTTPRequest`, turns each framed wire :class:`Event` into zero or more
+:class:`~litestream.types.Chunk` objects (through a per-stream
+:class:`StreamParser`, since some formats need state across events), turns a
+whole non-streamed body into a :class:`~litestream.types.Response`, and turns
+an error body into a typed :class:`~litestream.errors.LitestreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence
+
+import attrs
+
+from litestream import errors
+from litestream.types import Chunk, Response
+
+__all__ = [
+    "Event",
+    "HTTPRequest",
+    "Provider",
+    "StreamParser",
+    "describe_body",
+    "error_for_status",
+    "join_text",
+    "parse_retry_after",
+]
+
+
+@attrs.frozen
+class Event:
+    """One framed wire event: an SSE event (``event`` name and joined ``data``) or one NDJSON line.
+
+    ``event`` is ``None`` for NDJSON lines and for SSE events without an
+    ``event:`` field.
+    """
+
+    data: str
+    event: Optional[str] = None
+
+
+@attrs.frozen
+class HTTPRequest:
+    """Everything the transport needs to send one request.
+
+    ``framing`` is ``"sse"`` or ``"ndjson"`` for streams, ``"json"`` for a
+    whole body.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    json: Optional[Mapping[str, Any]] = None
+    framing: str = "sse"
+
+
+class StreamParser:
+    """Per-stream state turning wire events into chunks.
+
+    ``feed`` returns the chunks one event produces (possibly none) and raises
+    a :class:`~litestream.errors.LitestreamError` for an in-band error event
+    or malformed data. ``done`` becomes True once the provider's terminal
+    event arrived (``[DONE]``, ``message_stop``, ``done: true``, a final
+    finish reason); the transport stops reading then. ``finish`` is called
+    at the end of the body and returns any last chunks; it raises
+    :class:`~litestream.errors.StreamConnectionError` when the body ended
+    before the provider's terminal event.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+
+    def feed(self, event: Event) -> list[Chunk]:
+        """Return the chunks ``event`` produces; raise a LitestreamError for an error event."""
+        raise NotImplementedError
+
+    def finish(self) -> list[Chunk]:
+        """Return last chunks at end of body; raise when the stream was cut short."""
+        if not self.done:
+            raise errors.StreamConnectionError(
+                "the stream ended before the provider's final event",
+                provider=self.provider,
+                model=self.model,
+            )
+        return []
+
+    def load_json(self, data: str) -> Any:
+        """Parse one event's JSON, raising ProtocolError (with a short excerpt) when it is not JSON."""
+        try:
+            return json.loads(data)
+        except ValueError:
+            excerpt = data[:80] + ("..." if len(data) > 80 else "")
+            raise errors.ProtocolError(
+                f"malformed JSON in stream event: {excerpt!r}",
+                provider=self.provider,
+                model=self.model,
+            ) from None
+
+
+class Provider:
+    """One provider's translation rules and defaults.
+
+    Attributes:
+        name: the provider's name as used in ``completion("name", ...)``.
+        default_api_base: the base URL used when the config has no ``api_base``.
+        env_var: the environment variable holding the API key (``None`` for none).
+        base_url_env_var: the environment variable that overrides the base URL.
+        default_model: a sensible current model for quick setup.
+        requires_api_key: whether a request without a key is a ConfigurationError.
+        framing: ``"sse"`` or ``"ndjson"``, how streamed bodies are framed.
+        supports_streaming, supports_tools: capability flags for discovery.
+    """
+
+    name: str = ""
+    default_api_base: str = ""
+    env_var: Optional[str] = None
+    base_url_env_var: Optional[str] = None
+    default_model: str = ""
+    requires_api_key: bool = True
+    framing: str = "sse"
+    supports_streaming: bool = True
+    supports_tools: bool = True
+
+    def build_request(
+        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> HTTPRequest:
+        """Return the HTTP request for an OpenAI-style chat ``request``.
+
+        ``request["stream"]`` says whether to ask for a stream. ``config``
+        holds ``api_key``, ``api_base`` and extra ``headers``. Raises
+        ConfigurationError for input the provider cannot express.
+        """
+        raise NotImplementedError
+
+    def stream_parser(self, model: str) -> StreamParser:
+        """Return a fresh parser for one streamed response."""
+        raise NotImplementedError
+
+    def parse_response(self, body: Mapping[str, Any], model: str) -> Response:
+        """Return the Response of a whole non-streamed body."""
+        raise NotImplementedError
+
+    def parse_error(
+        self,
+        status_code: int,
+        body: str,
+        headers: Mapping[str, str],
+        model: str,
+    ) -> errors.LitestreamError:
+        """Return the typed error for an HTTP error response (see ``providers.errors_for_status``)."""
+        raise NotImplementedError
+
+
+def join_text(parts: Sequence[Any]) -> str:
+    """Join message content given either as a string or as OpenAI content parts."""
+    if isinstance(parts, str):
+        return parts
+    texts = []
+    for part in parts or ():
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping) and part.get("type") in ("text", "input_text"):
+            texts.append(str(part.get("text", "")))
+    return "".join(texts)
+
+
+_CONTEXT_WINDOW_HINTS = (
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "exceeds the maximum number of tokens",
+    "token count",
+)
+_QUOTA_HINTS = ("insufficient_quota", "quota", "billing")
+
+
+def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """Return the wait in seconds from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP-date)."""
+    import email.utils
+    import time
+
+    lowered = {key.lower(): value for key, value in headers.items()}
+    milliseconds = lowered.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def describe_body(body: str, limit: int = 300) -> str:
+    """Return a short plain-text excerpt of an error body that is not JSON (HTML pages, text)."""
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", body)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def error_for_status(
+    status_code: int,
+    message: str,
+    *,
+    headers: Mapping[str, str] = {},
+    provider: Optional[str] = None,
+    model: Optional[str] = None,
+    provider_code: Optional[str] = None,
+) -> errors.LitestreamError:
+    """Return the typed error for an HTTP status and the provider's own message.
+
+    401 -> AuthenticationError, 403 -> PermissionDeniedError, 404 ->
+    ModelNotFoundError, 400/413/422 -> InvalidRequestError (or
+    ContextWindowExceededError when the message says so), 429 ->
+    RateLimitError (QuotaExceededError when the quota is gone), 408, 409,
+    5xx and 529 -> ProviderError.
+    """
+    lowered_headers = {key.lower(): value for key, value in headers.items()}
+    fields: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "status_code": status_code,
+        "provider_code": provider_code,
+        "retry_after": parse_retry_after(headers),
+        "request_id": lowered_headers.get("x-request-id") or lowered_headers.get("request-id"),
+    }
+    text = message or f"HTTP {status_code}"
+    lowered = f"{text} {provider_code or ''}".lower()
+    error_class: type[errors.LitestreamError]
+    if status_code == 401:
+        error_class = errors.AuthenticationError
+    elif status_code == 403:
+        error_class = errors.PermissionDeniedError
+    elif status_code == 404:
+        error_class = errors.ModelNotFoundError
+    elif status_code == 429:
+        if any(hint in lowered for hint in _QUOTA_HINTS) and "rate" not in lowered:
+            error_class = errors.QuotaExceededError
+        else:
+            error_class = errors.RateLimitError
+    elif status_code in (408, 409) or status_code >= 500:
+        error_class = errors.ProviderError
+    elif any(hint in lowered for hint in _CONTEXT_WINDOW_HINTS):
+        error_class = errors.ContextWindowExceededError
+    elif 400 <= status_code < 500:
+        error_class = errors.InvalidRequestError
+    else:
+        error_class = errors.ProtocolError
+    return error_class(text, **fields)

@@ -1,0 +1,360 @@
+"""Value types: the normalized, OpenAI-shaped chunks and responses.
+
+Every class here is a frozen, slotted attrs class: parsing builds one once and
+nothing mutates it afterwards (use :func:`attrs.evolve` to derive a changed
+copy). ``to_dict()`` gives exactly the JSON shape of OpenAI's
+``chat.completion.chunk`` / ``chat.completion`` objects, and ``from_dict()``
+reads that shape back, so a chunk can be re-emitted to any OpenAI client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import attrs
+
+__all__ = [
+    "FINISH_REASONS",
+    "Chunk",
+    "Choice",
+    "Delta",
+    "Message",
+    "Response",
+    "ResponseChoice",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+#: The normalized finish reasons; every provider's reason maps onto one of these.
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
+
+
+def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+@attrs.frozen
+class Usage:
+    """Token counts of one completion.
+
+    ``total_tokens`` defaults to the sum of the other two when not given.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = attrs.field()
+
+    @total_tokens.default
+    def _sum_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        """Return OpenAI's ``usage`` object."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Usage:
+        """Read OpenAI's ``usage`` object (missing counts read as 0)."""
+        prompt = int(data.get("prompt_tokens") or 0)
+        completion = int(data.get("completion_tokens") or 0)
+        total = data.get("total_tokens")
+        return cls(prompt, completion, int(total) if total is not None else prompt + completion)
+
+
+@attrs.frozen
+class ToolCallDelta:
+    """One fragment of a streamed tool call.
+
+    Fragments with the same ``index`` belong to the same call: the first one
+    usually carries ``id`` and ``name``, later ones only more ``arguments``
+    text, which is concatenated.
+    """
+
+    index: int = 0
+    id: Optional[str] = None
+    name: Optional[str] = None
+    arguments: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return one entry of OpenAI's ``delta.tool_calls`` list."""
+        data: dict[str, Any] = {"index": self.index}
+        if self.id is not None:
+            data["id"] = self.id
+            data["type"] = "function"
+        function = _drop_none({"name": self.name, "arguments": self.arguments})
+        if function:
+            data["function"] = function
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], position: int = 0) -> ToolCallDelta:
+        """Read one entry of ``delta.tool_calls``; ``position`` stands in for a missing index."""
+        function = data.get("function") or {}
+        index = data.get("index")
+        return cls(
+            index=position if index is None else int(index),
+            id=data.get("id"),
+            name=function.get("name"),
+            arguments=function.get("arguments"),
+        )
+
+
+@attrs.frozen
+class Delta:
+    """What one chunk adds to a choice: a role, text, tool-call fragments or reasoning.
+
+    ``reasoning`` holds thinking/reasoning text, which is never mixed into
+    ``content``.
+    """
+
+    role: Optional[str] = None
+    content: Optional[str] = None
+    tool_calls: Tuple[ToolCallDelta, ...] = attrs.field(default=(), converter=tuple)
+    reasoning: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return OpenAI's ``delta`` object (absent fields are left out)."""
+        data = _drop_none({"role": self.role, "content": self.content})
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.reasoning is not None:
+            data["reasoning_content"] = self.reasoning
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Delta:
+        """Read OpenAI's ``delta`` object; ``reasoning_content`` or ``reasoning`` fill ``reasoning``."""
+        calls = data.get("tool_calls") or ()
+        reasoning = data.get("reasoning_content")
+        if reasoning is None:
+            reasoning = data.get("reasoning")
+        return cls(
+            role=data.get("role"),
+            content=data.get("content"),
+            tool_calls=tuple(ToolCallDelta.from_dict(call, i) for i, call in enumerate(calls)),
+            reasoning=reasoning,
+        )
+
+
+@attrs.frozen
+class Choice:
+    """One choice of a streamed chunk: its delta and, on the last one, the finish reason."""
+
+    index: int = 0
+    delta: Delta = attrs.field(factory=Delta)
+    finish_reason: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return one entry of OpenAI's chunk ``choices`` list."""
+        return {
+            "index": self.index,
+            "delta": self.delta.to_dict(),
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Choice:
+        """Read one entry of a chunk's ``choices`` list."""
+        return cls(
+            index=int(data.get("index") or 0),
+            delta=Delta.from_dict(data.get("delta") or {}),
+            finish_reason=data.get("finish_reason"),
+        )
+
+
+@attrs.frozen
+class Chunk:
+    """One normalized streaming chunk, shaped like OpenAI's ``chat.completion.chunk``.
+
+    A chunk may carry no text at all: a role-only first chunk, a finish-only
+    last chunk, or a usage-only chunk with no choices. Use
+    :func:`litestream.extract_content` to get its text or ``None``.
+    """
+
+    id: Optional[str] = None
+    model: Optional[str] = None
+    provider: Optional[str] = None
+    created: Optional[int] = None
+    choices: Tuple[Choice, ...] = attrs.field(default=(), converter=tuple)
+    usage: Optional[Usage] = None
+
+    @property
+    def content(self) -> Optional[str]:
+        """The first choice's text, or ``None`` when this chunk carries none."""
+        if self.choices:
+            return self.choices[0].delta.content or None
+        return None
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        """The first choice's finish reason, or ``None``."""
+        return self.choices[0].finish_reason if self.choices else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return OpenAI's ``chat.completion.chunk`` JSON object."""
+        data: dict[str, Any] = {
+            "id": self.id or "",
+            "object": "chat.completion.chunk",
+            "created": self.created or 0,
+            "model": self.model or "",
+            "choices": [choice.to_dict() for choice in self.choices],
+        }
+        if self.usage is not None:
+            data["usage"] = self.usage.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], provider: Optional[str] = None) -> Chunk:
+        """Read an OpenAI ``chat.completion.chunk`` JSON object."""
+        usage = data.get("usage")
+        return cls(
+            id=data.get("id"),
+            model=data.get("model"),
+            provider=provider,
+            created=data.get("created"),
+            choices=tuple(Choice.from_dict(choice) for choice in data.get("choices") or ()),
+            usage=Usage.from_dict(usage) if usage else None,
+        )
+
+
+@attrs.frozen
+class ToolCall:
+    """A whole tool call: the function's name and its JSON arguments as text."""
+
+    id: Optional[str] = None
+    name: str = ""
+    arguments: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return one entry of OpenAI's ``message.tool_calls`` list."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolCall:
+        """Read one entry of ``message.tool_calls``."""
+        function = data.get("function") or {}
+        return cls(
+            id=data.get("id"),
+            name=function.get("name") or "",
+            arguments=function.get("arguments") or "",
+        )
+
+
+@attrs.frozen
+class Message:
+    """A whole message of a response: role, text, tool calls and reasoning."""
+
+    role: str = "assistant"
+    content: Optional[str] = None
+    tool_calls: Tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
+    reasoning: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return OpenAI's ``message`` object."""
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.reasoning is not None:
+            data["reasoning_content"] = self.reasoning
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        """Read OpenAI's ``message`` object."""
+        reasoning = data.get("reasoning_content")
+        if reasoning is None:
+            reasoning = data.get("reasoning")
+        return cls(
+            role=data.get("role") or "assistant",
+            content=data.get("content"),
+            tool_calls=tuple(ToolCall.from_dict(call) for call in data.get("tool_calls") or ()),
+            reasoning=reasoning,
+        )
+
+
+@attrs.frozen
+class ResponseChoice:
+    """One choice of a whole response: its message and finish reason."""
+
+    index: int = 0
+    message: Message = attrs.field(factory=Message)
+    finish_reason: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return one entry of OpenAI's ``chat.completion`` ``choices`` list."""
+        return {
+            "index": self.index,
+            "message": self.message.to_dict(),
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResponseChoice:
+        """Read one entry of a completion's ``choices`` list."""
+        return cls(
+            index=int(data.get("index") or 0),
+            message=Message.from_dict(data.get("message") or {}),
+            finish_reason=data.get("finish_reason"),
+        )
+
+
+@attrs.frozen
+class Response:
+    """A whole (non-streamed or collected) completion, shaped like ``chat.completion``."""
+
+    id: Optional[str] = None
+    model: Optional[str] = None
+    provider: Optional[str] = None
+    created: Optional[int] = None
+    choices: Tuple[ResponseChoice, ...] = attrs.field(default=(), converter=tuple)
+    usage: Optional[Usage] = None
+
+    @property
+    def content(self) -> Optional[str]:
+        """The first choice's text, or ``None``."""
+        return self.choices[0].message.content if self.choices else None
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        """The first choice's finish reason, or ``None``."""
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def tool_calls(self) -> Tuple[ToolCall, ...]:
+        """The first choice's tool calls (empty when there are none)."""
+        return self.choices[0].message.tool_calls if self.choices else ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return OpenAI's ``chat.completion`` JSON object."""
+        data: dict[str, Any] = {
+            "id": self.id or "",
+            "object": "chat.completion",
+            "created": self.created or 0,
+            "model": self.model or "",
+            "choices": [choice.to_dict() for choice in self.choices],
+        }
+        if self.usage is not None:
+            data["usage"] = self.usage.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], provider: Optional[str] = None) -> Response:
+        """Read an OpenAI ``chat.completion`` JSON object."""
+        usage = data.get("usage")
+        return cls(
+            id=data.get("id"),
+            model=data.get("model"),
+            provider=provider,
+            created=data.get("created"),
+            choices=tuple(ResponseChoice.from_dict(choice) for choice in data.get("choices") or ()),
+            usage=Usage.from_dict(usage) if usage else None,
+        )
