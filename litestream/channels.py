@@ -45,6 +45,7 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
+_WAIT_MAX = threading.TIMEOUT_MAX
 
 
 @attrs.frozen
@@ -119,7 +120,10 @@ class _ChannelState:
         return True
 
     def try_get(self) -> tuple[bool, Any]:
-        """Take without waiting: ``(True, value)``, ``(True, None)`` when closed, else ``(False, None)``.
+        """Take without waiting; ``(ready, value)``, with value None when closed.
+
+        Returns ``(True, value)``, ``(True, None)`` when closed and drained, else
+        ``(False, None)``.
 
         Raises the pending error once the buffer is drained. Lock held.
         """
@@ -204,11 +208,12 @@ class _ChannelState:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        condition.wait(remaining)
+        # Waits longer than TIMEOUT_MAX (an infinite timeout, say) raise OverflowError.
+        condition.wait(min(remaining, _WAIT_MAX))
         return True
 
     def close(self, error: Optional[BaseException] = None, discard: bool = False) -> bool:
-        """Close; True if this call closed it. ``error`` is raised to the consumer after the buffer."""
+        """Close; True if this call closed it. The consumer gets ``error`` after the buffer."""
         with self.lock:
             if self.closed:
                 return False
@@ -446,7 +451,7 @@ def alts(
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"alts: no channel was ready within {timeout} s")
-                watcher.wait(remaining)
+                watcher.wait(min(remaining, _WAIT_MAX))
             watcher.clear()
     finally:
         if watcher is not None:
@@ -509,9 +514,15 @@ class _Timer:
             if handle.active:
                 handle.active = False
                 self._live -= 1
+                heap = self._heap
                 if self._live == 0:
-                    self._heap.clear()
+                    heap.clear()
                     self._condition.notify()
+                elif len(heap) > 2 * self._live + _COMPACT_SLACK:
+                    # A deadline re-armed per chunk (idle timeouts) cancels far more
+                    # handles than ever fire; drop them now rather than at their deadline.
+                    heap[:] = [entry for entry in heap if entry[2].active]
+                    heapq.heapify(heap)
 
     def _run(self) -> None:
         condition = self._condition
@@ -530,10 +541,11 @@ class _Timer:
                         handle.active = False
                         self._live -= 1
                         break
-                    condition.wait(remaining)
+                    condition.wait(min(remaining, _WAIT_MAX))
             try:
                 handle.callback()
-            except Exception:
+            except BaseException:
+                # One failing callback must not end the thread that serves every deadline.
                 logger.exception("litestream timer callback failed")
 
     @property
@@ -541,6 +553,7 @@ class _Timer:
         return self._thread
 
 
+_COMPACT_SLACK = 1024
 _timer = _Timer()
 
 

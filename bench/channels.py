@@ -1,0 +1,212 @@
+"""Channel benchmarks: throughput against queue.Queue, alts wake latency, idle CPU.
+
+Run with ``python bench/channels.py`` (``--quick`` for a shorter run). Prints
+one line per measurement with the ratio or percentile against its target.
+Not a test: numbers depend on the machine; see bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+from litestream.channels import Channel, alts  # noqa: E402
+
+_DONE = object()
+
+
+# ---------------------------------------------------------------------------
+# (a) throughput: one producer thread, one consumer thread
+# ---------------------------------------------------------------------------
+
+
+def _queue_run(maxsize: int, count: int) -> float:
+    q: queue.Queue[Any] = queue.Queue(maxsize)
+
+    def produce() -> None:
+        put = q.put
+        for i in range(count):
+            put(i)
+        put(_DONE)
+
+    producer = threading.Thread(target=produce)
+    start = time.perf_counter()
+    producer.start()
+    get = q.get
+    while get() is not _DONE:
+        pass
+    elapsed = time.perf_counter() - start
+    producer.join()
+    return elapsed
+
+
+def _channel_run(maxsize: int, count: int) -> float:
+    channel: Channel[int] = Channel(maxsize)
+
+    def produce() -> None:
+        put = channel.put
+        for i in range(count):
+            put(i)
+        channel.close()
+
+    producer = threading.Thread(target=produce)
+    start = time.perf_counter()
+    producer.start()
+    get = channel.get
+    while get() is not None:
+        pass
+    elapsed = time.perf_counter() - start
+    producer.join()
+    return elapsed
+
+
+def _best_of(run: Callable[[int, int], float], maxsize: int, count: int, rounds: int) -> float:
+    return min(run(maxsize, count) for _ in range(rounds))
+
+
+def bench_throughput(count: int, rounds: int) -> list[str]:
+    lines = []
+    for maxsize in (0, 64):
+        # Interleave the two so that drift in machine load hits both alike.
+        queue_times, channel_times = [], []
+        for _ in range(rounds):
+            queue_times.append(_queue_run(maxsize, count))
+            channel_times.append(_channel_run(maxsize, count))
+        queue_rate = count / min(queue_times)
+        channel_rate = count / min(channel_times)
+        ratio = channel_rate / queue_rate
+        verdict = "ok" if ratio >= 0.8 else "MISS"
+        lines.append(
+            f"throughput maxsize={maxsize:<3} queue.Queue {queue_rate:>10,.0f}/s  "
+            f"Channel {channel_rate:>10,.0f}/s  ratio {ratio:.2f} (target >= 0.80) {verdict}"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# (b) wake latency of alts over many channels
+# ---------------------------------------------------------------------------
+
+
+def bench_alts_latency(channel_count: int, samples: int) -> list[str]:
+    channels: list[Channel[float]] = [Channel() for _ in range(channel_count)]
+    latencies: list[float] = []
+    waiting = threading.Event()
+    received = threading.Event()
+
+    def consume() -> None:
+        for _ in range(samples):
+            waiting.set()
+            sent_at, _channel = alts(channels)
+            latencies.append(time.perf_counter() - sent_at)
+            received.set()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(samples):
+        waiting.wait()
+        waiting.clear()
+        # Let the consumer get past its registration and into the wait.
+        target = channels[(i * 7919) % channel_count]
+        _wait_until(lambda t=target: t.statistics().watchers == 1)
+        target.put(time.perf_counter())
+        received.wait()
+        received.clear()
+    consumer.join()
+    for channel in channels:
+        channel.close()
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1e3
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1e3
+    verdict = "ok" if p99 < 1.0 else "MISS"
+    return [
+        f"alts wake latency over {channel_count} channels ({samples} samples): "
+        f"p50 {p50:.3f} ms  p99 {p99:.3f} ms  max {latencies[-1] * 1e3:.3f} ms "
+        f"(target p99 < 1 ms) {verdict}"
+    ]
+
+
+def _wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    deadline = time.monotonic() + limit
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError("benchmark precondition never held")
+        pause.wait(0.0002)
+
+
+# ---------------------------------------------------------------------------
+# (c) idle cost of many blocked getters
+# ---------------------------------------------------------------------------
+
+
+def bench_idle_cpu(thread_count: int, seconds: float) -> list[str]:
+    channels: list[Channel[int]] = [Channel() for _ in range(thread_count)]
+    threads = [
+        threading.Thread(target=channel.get, name=f"bench-getter-{i}")
+        for i, channel in enumerate(channels)
+    ]
+    for thread in threads:
+        thread.start()
+    _wait_until(lambda: all(c.statistics().waiting_getters == 1 for c in channels), 30.0)
+    cpu_start = time.process_time()
+    wall_start = time.perf_counter()
+    threading.Event().wait(seconds)
+    cpu = time.process_time() - cpu_start
+    wall = time.perf_counter() - wall_start
+    for channel in channels:
+        channel.close()
+    for thread in threads:
+        thread.join()
+    share = cpu / wall * 100
+    verdict = "ok" if share < 1.0 else "MISS"
+    return [
+        f"idle CPU with {thread_count} threads blocked in get over {wall:.1f} s: "
+        f"{cpu * 1e3:.1f} ms CPU = {share:.3f}% of one core (target < 1%) {verdict}"
+    ]
+
+
+# ---------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; nproc {os.cpu_count()}; "
+        f"CPU {model}; Python {platform.python_version()} ({platform.python_implementation()})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    args = parser.parse_args()
+    count = 50_000 if args.quick else 200_000
+    rounds = 3 if args.quick else 7
+    print(machine())
+    results = []
+    results += bench_throughput(count, rounds)
+    results += bench_alts_latency(1000, 200 if args.quick else 1000)
+    results += bench_idle_cpu(1000, 2.0 if args.quick else 5.0)
+    for line in results:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
