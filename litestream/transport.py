@@ -1,0 +1,567 @@
+"""HTTP transport: the shared session, the reader thread, deadlines and cancellation.
+
+One :class:`requests.Session` serves the whole process (connection reuse,
+thread-safe use). A streaming call starts one daemon reader thread, named
+``litestream-reader-<provider>``, which reads the socket, frames the bytes
+into events (:mod:`litestream.framing`), lets the provider turn events into
+chunks, and puts each read's chunks into the stream's bounded channel.
+
+The user's :class:`Stream` handle is never referenced by the reader thread:
+the thread holds only the channel state and a :class:`_Reader`. So an
+abandoned stream is garbage-collected, and its finalizer cancels the reader.
+
+Deadlines need no thread of their own: the shared timer of
+:mod:`litestream.channels` shuts the socket down when one passes, which
+wakes a read blocked in ``recv`` (closing the file object would not).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import weakref
+from typing import Any, Mapping, Optional
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+
+from litestream import errors
+from litestream.channels import Channel, TimerHandle, call_later
+from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
+from litestream.providers.base import HTTPRequest, Provider, StreamParser
+from litestream.types import Chunk
+
+__all__ = [
+    "DEFAULT_BUFFER",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_FIRST_CHUNK_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "Stream",
+    "close_idle_connections",
+    "open_stream",
+    "send",
+    "session",
+]
+
+logger = logging.getLogger("litestream")
+
+DEFAULT_BUFFER = 64
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_FIRST_CHUNK_TIMEOUT = 120.0
+DEFAULT_IDLE_TIMEOUT = 120.0
+_READ_SIZE = 65536
+_MAX_ERROR_BODY = 1024 * 1024
+_DRAIN_LIMIT = 65536
+_DRAIN_TIMEOUT = 1.0
+
+# ---------------------------------------------------------------------------
+# The session, with connections that tell the reader which socket they use
+# ---------------------------------------------------------------------------
+
+_current = threading.local()
+
+
+class _TrackedConnectionMixin:
+    """Reports each request's connection to the reader thread sending it.
+
+    The reader needs the socket while it still waits for response headers,
+    so that ``close()`` or a deadline can shut it down from another thread.
+    """
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        reader = getattr(_current, "reader", None)
+        if reader is not None:
+            reader.attach(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        reader = getattr(_current, "reader", None)
+        if reader is not None:
+            # A deadline or close() may have come while the socket did not exist yet.
+            reader.attach(self)
+
+
+class _HTTPConnection(_TrackedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_TrackedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _HTTPConnectionPool,
+            "https": _HTTPSConnectionPool,
+        }
+
+
+_session: Optional[requests.Session] = None
+_session_lock = threading.Lock()
+
+
+def session() -> requests.Session:
+    """Return the process-wide session (created on first use)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            new_session = requests.Session()
+            adapter = _Adapter(pool_connections=16, pool_maxsize=256, max_retries=0)
+            new_session.mount("http://", adapter)
+            new_session.mount("https://", adapter)
+            _session = new_session
+        return _session
+
+
+def close_idle_connections() -> None:
+    """Close the pooled keep-alive connections; the next request opens new ones.
+
+    Streams in flight are not affected: their connections are not in the pool.
+    """
+    global _session
+    with _session_lock:
+        old, _session = _session, None
+    if old is not None:
+        old.close()
+
+
+# ---------------------------------------------------------------------------
+# Mapping lower-level exceptions into the error tree
+# ---------------------------------------------------------------------------
+
+
+def _map_request_exception(
+    error: BaseException, provider: str, model: str
+) -> errors.LitestreamError:
+    """Translate a requests/urllib3/socket exception, most specific first."""
+    fields = {"provider": provider, "model": model}
+    if isinstance(error, errors.LitestreamError):
+        return error
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return errors.ConnectTimeout("timed out connecting to the provider", **fields)
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return errors.FirstChunkTimeout("timed out waiting for the response", **fields)
+    if isinstance(error, requests.exceptions.SSLError):
+        return errors.StreamConnectionError(f"TLS error: {error}", retryable=False, **fields)
+    if isinstance(error, (requests.exceptions.ConnectionError, OSError)):
+        return errors.StreamConnectionError(f"connection failed: {error}", **fields)
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)):
+        return errors.StreamConnectionError(f"the connection broke: {error}", **fields)
+    if isinstance(error, requests.exceptions.RequestException):
+        return errors.StreamConnectionError(str(error), **fields)
+    return errors.LitestreamError(f"unexpected {type(error).__name__}: {error}", **fields)
+
+
+def _error_from_response(
+    response: requests.Response, provider: Provider, model: str
+) -> errors.LitestreamError:
+    body = response.raw.read(_MAX_ERROR_BODY, decode_content=True) or b""
+    text = body.decode("utf-8", errors="replace")
+    error = provider.parse_error(response.status_code, text, response.headers, model)
+    error.provider = error.provider or provider.name
+    error.model = error.model or model
+    return error
+
+
+def _timeouts(config: Mapping[str, Any]) -> tuple[float, Optional[float]]:
+    connect = config.get("connect_timeout")
+    return (DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect), None)
+
+
+def send(
+    http_request: HTTPRequest, provider: Provider, model: str, config: Mapping[str, Any]
+) -> Any:
+    """Send a non-streaming request and return the JSON body; raise typed errors.
+
+    The read timeout is the call's total ``timeout`` (or the first-chunk
+    timeout when no total is set).
+    """
+    total = config.get("timeout")
+    read_timeout = total if total is not None else config.get(
+        "first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT
+    )
+    connect, _ = _timeouts(config)
+    try:
+        response = session().request(
+            http_request.method,
+            http_request.url,
+            headers=dict(http_request.headers),
+            json=http_request.json,
+            timeout=(connect, read_timeout),
+            verify=config.get("verify", True),
+            stream=True,
+        )
+    except requests.exceptions.ReadTimeout:
+        error_class = errors.TotalTimeout if total is not None else errors.FirstChunkTimeout
+        raise error_class(
+            f"no response within {read_timeout} s", provider=provider.name, model=model
+        ) from None
+    except Exception as error:
+        raise _map_request_exception(error, provider.name, model) from None
+    with response:
+        if response.status_code >= 400:
+            raise _error_from_response(response, provider, model)
+        try:
+            body = response.json()
+        except ValueError:
+            text = response.text[:200]
+            raise errors.ProtocolError(
+                f"expected a JSON body, got {text!r}", provider=provider.name, model=model
+            ) from None
+        except Exception as error:
+            raise _map_request_exception(error, provider.name, model) from None
+    if isinstance(body, dict) and "error" in body and len(body) <= 2:
+        # Some servers answer 200 with an error object.
+        raise provider.parse_error(500, response.text, response.headers, model)
+    return body
+
+
+# ---------------------------------------------------------------------------
+# The reader
+# ---------------------------------------------------------------------------
+
+
+class _Reader:
+    """The state of one streaming request, shared by the reader thread and the Stream handle."""
+
+    def __init__(
+        self,
+        state: Any,
+        http_request: HTTPRequest,
+        provider: Provider,
+        model: str,
+        config: Mapping[str, Any],
+    ) -> None:
+        self.state = state
+        self.http_request = http_request
+        self.provider = provider
+        self.model = model
+        self.config = config
+        self.lock = threading.Lock()
+        self.connection: Any = None
+        self.cancelled = False
+        self.timers_stopped = False
+        self.deadline_error: Optional[errors.LitestreamError] = None
+        self.timers: list[TimerHandle] = []
+        self.idle_timeout: Optional[float] = None
+        self.last_content = 0.0
+        self.got_content = False
+        self.thread = threading.Thread(
+            target=self.run, name=f"litestream-reader-{provider.name}", daemon=True
+        )
+
+    # -- called from other threads ---------------------------------------
+
+    def attach(self, connection: Any) -> None:
+        """Remember the connection carrying this request (called in the reader thread)."""
+        with self.lock:
+            self.connection = connection
+            stop = self.cancelled or self.deadline_error is not None
+        if stop:
+            self._shutdown_socket()
+
+    def cancel(self) -> None:
+        """Stop the request from any thread: shut the socket down, wake the reader."""
+        with self.lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+        self._cancel_timers()
+        self.state.close(discard=True)
+        self._shutdown_socket()
+
+    def _fire(self, error: errors.LitestreamError) -> None:
+        with self.lock:
+            if self.cancelled or self.deadline_error is not None:
+                return
+            self.deadline_error = error
+        self._shutdown_socket()
+
+    def _shutdown_socket(self) -> None:
+        connection = self.connection
+        sock = getattr(connection, "sock", None) if connection is not None else None
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- deadlines ---------------------------------------------------------
+
+    def _schedule(self, delay: float, callback: Any) -> None:
+        with self.lock:
+            if not self.timers_stopped:
+                self.timers.append(call_later(delay, callback))
+
+    def _start_deadlines(self) -> None:
+        config = self.config
+        total = config.get("timeout")
+        if total is not None:
+            self._schedule(float(total), lambda: self._fire(errors.TotalTimeout(
+                f"the stream took longer than its timeout of {total} s",
+                provider=self.provider.name, model=self.model)))
+        first = config.get("first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT)
+        if first is not None:
+            self._schedule(float(first), self._first_chunk_deadline)
+        idle = config.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)
+        self.idle_timeout = None if idle is None else float(idle)
+
+    def _first_chunk_deadline(self) -> None:
+        if not self.got_content:
+            first = self.config.get("first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT)
+            self._fire(errors.FirstChunkTimeout(
+                f"no content arrived within the first-chunk timeout of {first} s",
+                provider=self.provider.name, model=self.model))
+
+    def _idle_deadline(self) -> None:
+        assert self.idle_timeout is not None
+        # The timer is not moved on every chunk (that would cost a heap
+        # operation per token); it checks when it fires and re-arms itself.
+        remaining = self.last_content + self.idle_timeout - time.monotonic()
+        if remaining > 0:
+            self._schedule(remaining, self._idle_deadline)
+            return
+        self._fire(errors.IdleTimeout(
+            f"no content arrived for the idle timeout of {self.idle_timeout} s",
+            provider=self.provider.name, model=self.model))
+
+    def _content_arrived(self) -> None:
+        self.last_content = time.monotonic()
+        if not self.got_content:
+            self.got_content = True
+            if self.idle_timeout is not None:
+                self._schedule(self.idle_timeout, self._idle_deadline)
+
+    def _cancel_timers(self) -> None:
+        with self.lock:
+            self.timers_stopped = True
+            timers, self.timers = self.timers, []
+        for timer in timers:
+            timer.cancel()
+
+    # -- the thread --------------------------------------------------------
+
+    def run(self) -> None:
+        response: Optional[requests.Response] = None
+        reached_eof = False
+        try:
+            self._start_deadlines()
+            response = self._open()
+            if response is not None:
+                reached_eof = self._pump(response)
+        except BaseException as error:  # delivered in order, never lost
+            self._deliver_error(error)
+        finally:
+            self._cancel_timers()
+            self.state.close()
+            if response is not None:
+                self._release(response, reached_eof)
+            _current.reader = None
+
+    def _open(self) -> Optional[requests.Response]:
+        http_request = self.http_request
+        connect, read = _timeouts(self.config)
+        headers = dict(http_request.headers)
+        headers.setdefault("Accept-Encoding", "identity")
+        _current.reader = self
+        response = session().request(
+            http_request.method,
+            http_request.url,
+            headers=headers,
+            json=http_request.json,
+            stream=True,
+            timeout=(connect, read),
+            verify=self.config.get("verify", True),
+        )
+        if response.status_code >= 400:
+            try:
+                raise _error_from_response(response, self.provider, self.model)
+            finally:
+                response.close()
+        content_type = response.headers.get("content-type", "").lower()
+        expected = "json" if self.http_request.framing == "ndjson" else "event-stream"
+        if content_type and expected not in content_type:
+            excerpt = (response.raw.read(200) or b"").decode("utf-8", errors="replace")
+            response.close()
+            raise errors.ProtocolError(
+                f"expected a {self.http_request.framing.upper()} stream but got "
+                f"{content_type!r}: {excerpt!r}",
+                provider=self.provider.name, model=self.model,
+                status_code=response.status_code)
+        return response
+
+    def _pump(self, response: requests.Response) -> bool:
+        """Read and deliver until the provider's final event; True if the body reached EOF."""
+        state = self.state
+        max_event_size = int(self.config.get("max_event_size", DEFAULT_MAX_EVENT_SIZE))
+        decoder = make_decoder(self.http_request.framing, max_event_size)
+        parser: StreamParser = self.provider.stream_parser(self.model)
+        read1 = response.raw.read1
+        while True:
+            data = read1(_READ_SIZE)
+            if self.cancelled:
+                return False
+            if not data:
+                if self.deadline_error is not None:
+                    raise self.deadline_error
+                chunks = self._parse(parser, decoder.close())
+                chunks.extend(parser.finish())
+                if chunks:
+                    state.put_many(chunks)
+                return True
+            chunks = self._parse(parser, decoder.feed(data))
+            if chunks:
+                self._content_arrived()
+                if not state.put_many(chunks):
+                    return False
+            if parser.done:
+                state.close()
+                return self._drain(response)
+
+    def _parse(self, parser: StreamParser, events: list[Any]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for event in events:
+            if parser.done:
+                break  # events after the final one are ignored
+            try:
+                chunks.extend(parser.feed(event))
+            except errors.LitestreamError:
+                if chunks:
+                    self.state.put_many(chunks)
+                raise
+            except Exception as error:
+                if chunks:
+                    self.state.put_many(chunks)
+                raise errors.ProtocolError(
+                    f"could not parse a {self.provider.name} event: "
+                    f"{type(error).__name__}: {error}",
+                    provider=self.provider.name, model=self.model) from None
+        return chunks
+
+    def _drain(self, response: requests.Response) -> bool:
+        """After the final event, read what is left so the connection can be reused."""
+        guard = call_later(_DRAIN_TIMEOUT, self._shutdown_socket)
+        try:
+            received = 0
+            while received <= _DRAIN_LIMIT:
+                data = response.raw.read1(_READ_SIZE)
+                if not data:
+                    return not self.cancelled and guard.active
+                received += len(data)
+            return False
+        except Exception:
+            return False
+        finally:
+            guard.cancel()
+
+    def _deliver_error(self, error: BaseException) -> None:
+        if self.cancelled:
+            return
+        if self.deadline_error is not None and not isinstance(error, errors.LitestreamError):
+            error = self.deadline_error
+        elif not isinstance(error, errors.LitestreamError):
+            if not isinstance(error, Exception):
+                logger.debug("reader stopped by %s", type(error).__name__)
+            error = _map_request_exception(error, self.provider.name, self.model)
+        if error.provider is None:
+            error.provider = self.provider.name
+        if error.model is None:
+            error.model = self.model
+        logger.debug("stream failed: %s", errors.error_summary(error))
+        self.state.close(error)
+
+    def _release(self, response: requests.Response, reached_eof: bool) -> None:
+        try:
+            if reached_eof and not self.cancelled:
+                response.raw.release_conn()
+            else:
+                response.raw.close()
+                response.close()
+        except Exception:  # the socket may already be gone; nothing to give back
+            logger.debug("closing a response failed", exc_info=True)
+
+
+# ---------------------------------------------------------------------------
+# The user's handle
+# ---------------------------------------------------------------------------
+
+
+class Stream(Channel[Chunk]):
+    """A channel of :class:`~litestream.Chunk` filled by a background reader thread.
+
+    Iterate it, ``get`` from it, or select over it with :func:`~litestream.alts`.
+    Chunks arrive in order; if the request fails, every chunk that arrived
+    first is delivered, then the typed error is raised (once), then the
+    stream reads as closed.
+
+    ``close()`` cancels the request from any thread: the socket is shut
+    down and the reader thread ends promptly, also when it was blocked on a
+    full buffer or a socket read. A stream nobody references any more is
+    closed the same way when it is garbage-collected, and at interpreter exit.
+
+    Attributes:
+        provider: the provider name.
+        model: the model name.
+    """
+
+    __slots__ = ("provider", "model", "_reader", "_finalizer")
+
+    def __init__(
+        self,
+        http_request: HTTPRequest,
+        provider: Provider,
+        model: str,
+        config: Mapping[str, Any],
+    ) -> None:
+        buffer = config.get("buffer")
+        super().__init__(DEFAULT_BUFFER if buffer is None else int(buffer))
+        self.provider = provider.name
+        self.model = model
+        self._reader = _Reader(self._state, http_request, provider, model, config)
+        self._finalizer = weakref.finalize(self, self._reader.cancel)
+
+    def _start(self) -> None:
+        self._reader.thread.start()
+
+    def close(self) -> None:
+        """Cancel the request and close the stream; idempotent, callable from any thread."""
+        self._reader.cancel()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the reader thread has ended; True if it has."""
+        thread = self._reader.thread
+        if thread.ident is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def __repr__(self) -> str:
+        state = self._state
+        status = "closed" if state.closed else "open"
+        return (f"<Stream {self.provider}/{self.model} {status} "
+                f"buffered={len(state.buffer)} maxsize={state.maxsize}>")
+
+
+def open_stream(
+    http_request: HTTPRequest, provider: Provider, model: str, config: Mapping[str, Any]
+) -> Stream:
+    """Start a streaming request in a reader thread and return its :class:`Stream`."""
+    stream = Stream(http_request, provider, model, config)
+    stream._start()
+    return stream
