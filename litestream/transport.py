@@ -293,14 +293,15 @@ class _Reader:
         self._shutdown_socket()
 
     def _shutdown_socket(self) -> None:
-        connection = self.connection
-        sock = getattr(connection, "sock", None) if connection is not None else None
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        # Under the lock: once the reader has let the connection go (to the
+        # pool, where another request may use it), nobody may shut it down.
+        with self.lock:
+            sock = getattr(self.connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     # -- deadlines ---------------------------------------------------------
 
@@ -370,8 +371,11 @@ class _Reader:
         finally:
             self._cancel_timers()
             self.state.close()
+            with self.lock:
+                self.connection = None
+                reusable = reached_eof and not self.cancelled
             if response is not None:
-                self._release(response, reached_eof)
+                self._release(response, reusable)
             _current.reader = None
 
     def _open(self) -> Optional[requests.Response]:
@@ -486,9 +490,9 @@ class _Reader:
         logger.debug("stream failed: %s", errors.error_summary(error))
         self.state.close(error)
 
-    def _release(self, response: requests.Response, reached_eof: bool) -> None:
+    def _release(self, response: requests.Response, reusable: bool) -> None:
         try:
-            if reached_eof and not self.cancelled:
+            if reusable:
                 response.raw.release_conn()
             else:
                 response.raw.close()
