@@ -1,0 +1,48 @@
+"""The provider registry: every wire format litestream speaks, by name.
+
+Each provider is a stateless :class:`~litestream.providers.base.Provider`
+instance translating OpenAI-style requests to its API and its responses
+back; see :mod:`litestream.providers.base` for the interface.
+"""
+
+from __future__ import annotations
+
+from litestream import errors
+from litestream.providers.anthropic import AnthropicProvider
+from litestream.providers.base import Provider
+from litestream.providers.gemini import GeminiProvider
+from litestream.providers.mistral import MistralProvider
+from litestream.providers.ollama import OllamaProvider
+from litestream.providers.openai import OpenAIProvider
+from litestream.providers.openai_compatible import OpenAICompatibleProvider
+from litestream.providers.openrouter import OpenRouterProvider
+
+__all__ = ["PROVIDERS", "Provider", "get_provider"]
+
+#: Every provider by name (``"openai"``, ``"anthropic"``, ...); the instances are stateless.
+PROVIDERS: dict[str, Provider] = {
+    provider.name: provider
+    for provider in (
+        OpenAIProvider(),
+        AnthropicProvider(),
+        GeminiProvider(),
+        MistralProvider(),
+        OpenRouterProvider(),
+        OllamaProvider(),
+        OpenAICompatibleProvider(),
+    )
+}
+
+
+def get_provider(name: str) -> Provider:
+    """Return the provider called ``name`` (case and ``-``/``_`` do not matter).
+
+    Raises:
+        ConfigurationError: no provider has that name; the message lists the known ones.
+    """
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+    provider = PROVIDERS.get(key)
+    if provider is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise errors.ConfigurationError(f"unknown provider {name!r}; known providers: {known}")
+    return provider

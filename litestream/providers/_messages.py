@@ -1,0 +1,320 @@
+"""Reading OpenAI-style chat requests: the pieces every provider translates.
+
+Each provider turns the same OpenAI request keys (messages, stop, tools,
+tool_choice, tool-call arguments, image parts) into its own wire format.
+The reading and checking of those keys lives here once, so a malformed
+request fails the same way whatever the provider: a
+:class:`~litestream.errors.ConfigurationError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import attrs
+
+from litestream import errors
+from litestream.providers.base import join_text
+
+#: Roles an OpenAI chat request may use (``function`` is the legacy tool role).
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@attrs.frozen
+class FunctionTool:
+    """An OpenAI function tool: its name, description and JSON-schema parameters."""
+
+    name: str
+    description: Optional[str] = None
+    parameters: Optional[Mapping[str, Any]] = None
+
+
+@attrs.frozen
+class ToolChoice:
+    """An OpenAI ``tool_choice``: ``mode`` is auto, none, required or function (with ``name``)."""
+
+    mode: str
+    name: Optional[str] = None
+
+
+@attrs.frozen
+class RequestedToolCall:
+    """A tool call in an assistant message of the history, with arguments parsed to an object."""
+
+    id: Optional[str]
+    name: str
+    arguments: Mapping[str, Any]
+
+
+def read_messages(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return the request's messages after checking their roles and content types.
+
+    Raises:
+        ConfigurationError: no messages, a message that is not an object, a
+            missing or unknown role, or content that is neither a string, a
+            list of parts nor null.
+    """
+    messages = request.get("messages")
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise errors.ConfigurationError("'messages' must be a non-empty list")
+    for position, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise errors.ConfigurationError(
+                f"messages[{position}] is a {type(message).__name__}, not a dict"
+            )
+        role = message.get("role")
+        if role is None:
+            raise errors.ConfigurationError(f"messages[{position}] has no 'role'")
+        if role not in ROLES:
+            raise errors.ConfigurationError(f"messages[{position}] has an unknown role {role!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise errors.ConfigurationError(
+                f"messages[{position}]['content'] must be a string or a list of parts, "
+                f"not {type(content).__name__}"
+            )
+    return list(messages)
+
+
+def content_parts(content: Any, position: int) -> list[Mapping[str, Any]]:
+    """Return message content as a list of OpenAI parts (a string becomes one text part).
+
+    Raises:
+        ConfigurationError: a part that is neither a string nor an object with a ``type``.
+    """
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    parts = []
+    for number, part in enumerate(content):
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+        elif isinstance(part, Mapping) and isinstance(part.get("type"), str):
+            parts.append(part)
+        else:
+            raise errors.ConfigurationError(
+                f"messages[{position}]['content'][{number}] must be a string or a part "
+                "with a 'type'"
+            )
+    return parts
+
+
+def part_text(part: Mapping[str, Any], position: int) -> str:
+    """Return the text of a text part.
+
+    Raises:
+        ConfigurationError: the part's ``text`` is not a string.
+    """
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise errors.ConfigurationError(f"messages[{position}] has a text part without text")
+    return text
+
+
+def text_of(message: Mapping[str, Any]) -> str:
+    """Return the text of a message's content, joining text parts ("" when there is none)."""
+    content = message.get("content")
+    if content is None:
+        return ""
+    return join_text(content)
+
+
+def stop_sequences(request: Mapping[str, Any]) -> Optional[list[str]]:
+    """Return ``stop`` as a list of strings (a single string becomes a list of one), or None.
+
+    Raises:
+        ConfigurationError: ``stop`` is neither a string nor a list of strings.
+    """
+    stop = request.get("stop")
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, (list, tuple)) and all(isinstance(item, str) for item in stop):
+        return list(stop)
+    raise errors.ConfigurationError("'stop' must be a string or a list of strings")
+
+
+def max_output_tokens(request: Mapping[str, Any]) -> Optional[int]:
+    """Return the output-token limit: ``max_completion_tokens``, else ``max_tokens``, else None."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = request.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise errors.ConfigurationError(f"{key!r} must be a positive integer")
+            return value
+    return None
+
+
+def function_tools(request: Mapping[str, Any]) -> list[Union[FunctionTool, Mapping[str, Any]]]:
+    """Return the request's tools: OpenAI function tools parsed, other objects as given.
+
+    Objects that are not ``{"type": "function", "function": {...}}`` are
+    returned unchanged so provider-native tools (Anthropic's web search,
+    Gemini's ``googleSearch``) pass through.
+
+    Raises:
+        ConfigurationError: ``tools`` is not a list, an entry is not an
+            object, or a function tool has no name.
+    """
+    tools = request.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, (list, tuple)):
+        raise errors.ConfigurationError("'tools' must be a list of tool objects")
+    parsed: list[Union[FunctionTool, Mapping[str, Any]]] = []
+    for position, tool in enumerate(tools):
+        if not isinstance(tool, Mapping):
+            raise errors.ConfigurationError(f"tools[{position}] is not an object")
+        if tool.get("type") != "function":
+            parsed.append(tool)
+            continue
+        function = tool.get("function")
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise errors.ConfigurationError(f"tools[{position}] has no function name")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise errors.ConfigurationError(f"tools[{position}] parameters must be an object")
+        description = function.get("description")
+        parsed.append(
+            FunctionTool(
+                name=function["name"],
+                description=description if isinstance(description, str) else None,
+                parameters=parameters,
+            )
+        )
+    return parsed
+
+
+def tool_choice(request: Mapping[str, Any]) -> Union[ToolChoice, Mapping[str, Any], None]:
+    """Return the request's ``tool_choice`` parsed, or a provider-native object unchanged.
+
+    Raises:
+        ConfigurationError: an unknown string, or a function choice without a name.
+    """
+    choice = request.get("tool_choice")
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise errors.ConfigurationError(
+                f"'tool_choice' must be 'auto', 'none', 'required' or a function, not {choice!r}"
+            )
+        return ToolChoice(choice)
+    if isinstance(choice, Mapping):
+        if choice.get("type") != "function":
+            return choice
+        function = choice.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            return ToolChoice("function", function["name"])
+        raise errors.ConfigurationError("'tool_choice' names no function")
+    raise errors.ConfigurationError("'tool_choice' must be a string or an object")
+
+
+def assistant_tool_calls(message: Mapping[str, Any], position: int) -> list[RequestedToolCall]:
+    """Return the tool calls of an assistant message, arguments parsed to objects.
+
+    Raises:
+        ConfigurationError: ``tool_calls`` is not a list of function calls with
+            a name, or arguments are not a JSON object.
+    """
+    calls = message.get("tool_calls")
+    if not calls:
+        return []
+    if not isinstance(calls, (list, tuple)):
+        raise errors.ConfigurationError(f"messages[{position}]['tool_calls'] must be a list")
+    parsed = []
+    for number, call in enumerate(calls):
+        where = f"messages[{position}]['tool_calls'][{number}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise errors.ConfigurationError(f"{where} has no function name")
+        call_id = call.get("id")
+        parsed.append(
+            RequestedToolCall(
+                id=call_id if isinstance(call_id, str) else None,
+                name=function["name"],
+                arguments=parse_arguments(function.get("arguments"), where),
+            )
+        )
+    return parsed
+
+
+def parse_arguments(arguments: Any, where: str) -> Mapping[str, Any]:
+    """Return tool-call arguments as an object; JSON text is parsed, empty means ``{}``.
+
+    Raises:
+        ConfigurationError: the arguments are not a JSON object.
+    """
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, Mapping):
+        return arguments
+    if isinstance(arguments, str):
+        try:
+            value = json.loads(arguments)
+        except ValueError:
+            raise errors.ConfigurationError(f"{where} arguments are not valid JSON") from None
+        if isinstance(value, Mapping):
+            return value
+    raise errors.ConfigurationError(f"{where} arguments must be a JSON object")
+
+
+def tool_names_by_id(messages: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Map each tool-call id of the history's assistant messages to its function name.
+
+    Gemini and Ollama name a tool result by function, where OpenAI names it by call id.
+    """
+    names = {}
+    for position, message in enumerate(messages):
+        if message.get("role") == "assistant":
+            for call in assistant_tool_calls(message, position):
+                if call.id:
+                    names[call.id] = call.name
+    return names
+
+
+def tool_result_name(
+    message: Mapping[str, Any], position: int, names_by_id: Mapping[str, str]
+) -> str:
+    """Return the function name a tool (or legacy function) message answers.
+
+    Raises:
+        ConfigurationError: neither ``name`` nor a known ``tool_call_id`` says.
+    """
+    name = message.get("name")
+    if isinstance(name, str) and name:
+        return name
+    call_id = message.get("tool_call_id")
+    if isinstance(call_id, str) and call_id in names_by_id:
+        return names_by_id[call_id]
+    raise errors.ConfigurationError(
+        f"messages[{position}] is a tool result whose function is unknown: give 'name' or a "
+        "'tool_call_id' of an earlier assistant tool call"
+    )
+
+
+def image_url_of(part: Mapping[str, Any], position: int) -> str:
+    """Return the URL of an OpenAI ``image_url`` part (a data URL or http URL).
+
+    Raises:
+        ConfigurationError: the part has no URL.
+    """
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, Mapping) else image
+    if not isinstance(url, str) or not url:
+        raise errors.ConfigurationError(f"messages[{position}] has an image_url part without a URL")
+    return url
+
+
+def split_data_url(url: str) -> Optional[tuple[str, str]]:
+    """Return ``(media_type, base64_data)`` of a base64 ``data:`` URL, or None for other URLs."""
+    if not url.startswith("data:"):
+        return None
+    header, _, data = url[len("data:"):].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if encoding != "base64":
+        return None
+    return media_type or "application/octet-stream", data

@@ -1,0 +1,436 @@
+"""Anthropic's Messages API (``POST {api_base}/v1/messages``).
+
+Requests: system messages move to the top-level ``system``; every other
+message becomes a user or assistant turn of content blocks (tool calls are
+``tool_use`` blocks, tool results ``tool_result`` blocks in a user turn) and
+consecutive turns of the same role are merged, as the API requires.
+``max_tokens`` is mandatory, so it defaults to 4096.
+
+Streams are SSE with named events: ``message_start`` (id, model, input
+tokens), ``content_block_start`` / ``content_block_delta`` /
+``content_block_stop`` for text, tool use and thinking blocks,
+``message_delta`` (stop reason, output tokens), ``message_stop``, plus
+``ping`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence, Union
+
+from litestream import errors
+from litestream.providers import _messages
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    attribute_errors,
+    error_from_body,
+    in_band_error,
+    join_url,
+    load_error_json,
+    retype_error,
+)
+from litestream.types import (
+    Chunk,
+    Delta,
+    Message,
+    Response,
+    ResponseChoice,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["AnthropicProvider", "AnthropicStreamParser", "normalize_stop_reason"]
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Request keys Anthropic accepts as they are; OpenAI-only keys are not sent
+# because the API rejects unknown ones.
+_NATIVE_KEYS = (
+    "top_k",
+    "metadata",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "context_management",
+)
+
+
+def normalize_stop_reason(reason: Optional[str]) -> Optional[str]:
+    """Return the normalized finish reason of an Anthropic ``stop_reason`` (unknown -> stop)."""
+    if not reason:
+        return None
+    return _STOP_REASONS.get(reason, "stop")
+
+
+class AnthropicProvider(Provider):
+    """Anthropic Claude models through the Messages API."""
+
+    name = "anthropic"
+    default_api_base = "https://api.anthropic.com"
+    env_var = "ANTHROPIC_API_KEY"
+    base_url_env_var = "ANTHROPIC_BASE_URL"
+    default_model = "claude-sonnet-4-20250514"
+
+    def build_request(
+        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> HTTPRequest:
+        """Return the POST to ``/v1/messages``; see :class:`Provider`."""
+        stream = bool(request.get("stream"))
+        headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
+        if config.get("api_key"):
+            headers["x-api-key"] = str(config["api_key"])
+        headers.update(config.get("headers") or {})
+        return HTTPRequest(
+            method="POST",
+            url=join_url(str(config.get("api_base") or self.default_api_base), "/v1/messages"),
+            headers=headers,
+            json=build_body(model, request),
+            framing=self.framing if stream else "json",
+        )
+
+    def stream_parser(self, model: str) -> AnthropicStreamParser:
+        """Return a parser for one Messages SSE stream."""
+        return AnthropicStreamParser(self.name, model)
+
+    def parse_response(self, body: Mapping[str, Any], model: str) -> Response:
+        """Return the Response of a whole ``message`` object."""
+        with attribute_errors(self.name, model):
+            data = as_dict(body, "response body")
+            if data.get("type") == "error":
+                raise in_band_error(data, provider=self.name, model=model)
+            texts: list[str] = []
+            thoughts: list[str] = []
+            calls = []
+            for raw_block in as_list(data.get("content"), "content"):
+                block = as_dict(raw_block, "content block")
+                kind = block.get("type")
+                if kind == "text":
+                    texts.append(as_str(block.get("text"), "text") or "")
+                elif kind == "thinking":
+                    thoughts.append(as_str(block.get("thinking"), "thinking") or "")
+                elif kind == "tool_use":
+                    calls.append(
+                        ToolCall(
+                            id=as_str(block.get("id"), "tool id"),
+                            name=as_str(block.get("name"), "tool name") or "",
+                            arguments=json.dumps(as_dict(block.get("input"), "tool input")),
+                        )
+                    )
+            usage = as_dict(data.get("usage"), "usage")
+            return Response(
+                id=as_str(data.get("id"), "id"),
+                model=as_str(data.get("model"), "model") or model,
+                provider=self.name,
+                choices=[
+                    ResponseChoice(
+                        message=Message(
+                            content="".join(texts) if texts else None,
+                            tool_calls=calls,
+                            reasoning="".join(thoughts) if thoughts else None,
+                        ),
+                        finish_reason=normalize_stop_reason(
+                            as_str(data.get("stop_reason"), "stop_reason")
+                        ),
+                    )
+                ],
+                usage=Usage(
+                    as_int(usage.get("input_tokens"), "input_tokens") or 0,
+                    as_int(usage.get("output_tokens"), "output_tokens") or 0,
+                ) if usage else None,
+            )
+
+    def parse_error(
+        self, status_code: int, body: str, headers: Mapping[str, str], model: str
+    ) -> errors.LitestreamError:
+        """Return the typed error for ``{"type": "error", "error": {"type", "message"}}``.
+
+        A 529 is Anthropic's "overloaded": a retryable ProviderError whose
+        ``provider_code`` is ``overloaded_error`` even when the body is not JSON.
+        """
+        error = error_from_body(status_code, body, headers, provider=self.name, model=model)
+        if status_code == 529 and not error.provider_code:
+            error.provider_code = "overloaded_error"
+        if error.provider_code == "billing_error":
+            error = retype_error(error, errors.QuotaExceededError)
+        return error
+
+
+# ---------------------------------------------------------------------------
+# Request building
+# ---------------------------------------------------------------------------
+
+
+def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the Messages API body for an OpenAI-style chat request.
+
+    Raises:
+        ConfigurationError: a message, tool or tool choice Anthropic cannot express.
+    """
+    messages = _messages.read_messages(request)
+    system_texts = [
+        _messages.text_of(message)
+        for message in messages
+        if message["role"] in ("system", "developer")
+    ]
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": _convert_messages(messages),
+        "max_tokens": _messages.max_output_tokens(request) or DEFAULT_MAX_TOKENS,
+    }
+    if system_texts:
+        body["system"] = "\n\n".join(system_texts)
+    if request.get("stream"):
+        body["stream"] = True
+    for key in ("temperature", "top_p"):
+        if request.get(key) is not None:
+            body[key] = request[key]
+    stop = _messages.stop_sequences(request)
+    if stop:
+        body["stop_sequences"] = stop
+    tools = [_convert_tool(tool) for tool in _messages.function_tools(request)]
+    if tools:
+        body["tools"] = tools
+    choice = _convert_tool_choice(
+        _messages.tool_choice(request), request.get("parallel_tool_calls")
+    )
+    if choice is not None:
+        body["tool_choice"] = choice
+    user = request.get("user")
+    if isinstance(user, str) and "metadata" not in request:
+        body["metadata"] = {"user_id": user}
+    for key in _NATIVE_KEYS:
+        if request.get(key) is not None:
+            body[key] = request[key]
+    return body
+
+
+def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return user/assistant turns of content blocks, consecutive same-role turns merged."""
+    turns: list[dict[str, Any]] = []
+    for position, message in enumerate(messages):
+        role = message["role"]
+        if role in ("system", "developer"):
+            continue
+        if role == "assistant":
+            blocks = _assistant_blocks(message, position)
+        elif role in ("tool", "function"):
+            blocks = [_tool_result_block(message, position)]
+            role = "user"
+        else:
+            blocks = _user_blocks(message, position)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _user_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
+    blocks: list[Mapping[str, Any]] = []
+    for part in _messages.content_parts(message.get("content"), position):
+        kind = part["type"]
+        if kind in ("text", "input_text"):
+            text = _messages.part_text(part, position)
+            if text:
+                blocks.append({"type": "text", "text": text})
+        elif kind == "image_url":
+            blocks.append(_image_block(_messages.image_url_of(part, position)))
+        else:
+            blocks.append(part)  # Anthropic-native blocks (image, document, ...) pass through
+    return blocks
+
+
+def _image_block(url: str) -> dict[str, Any]:
+    data_url = _messages.split_data_url(url)
+    if data_url is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = data_url
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _assistant_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
+    blocks = _user_blocks(message, position)
+    for call in _messages.assistant_tool_calls(message, position):
+        if not call.id:
+            raise errors.ConfigurationError(
+                f"messages[{position}] has a tool call without an 'id'; Anthropic needs one"
+            )
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        )
+    return blocks
+
+
+def _tool_result_block(message: Mapping[str, Any], position: int) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise errors.ConfigurationError(
+            f"messages[{position}] is a tool result without a 'tool_call_id'"
+        )
+    _messages.content_parts(message.get("content"), position)
+    return {"type": "tool_result", "tool_use_id": call_id, "content": _messages.text_of(message)}
+
+
+def _convert_tool(tool: Union[_messages.FunctionTool, Mapping[str, Any]]) -> Mapping[str, Any]:
+    if not isinstance(tool, _messages.FunctionTool):
+        return tool  # an Anthropic-native tool, such as web search
+    converted: dict[str, Any] = {
+        "name": tool.name,
+        "input_schema": tool.parameters or {"type": "object", "properties": {}},
+    }
+    if tool.description:
+        converted["description"] = tool.description
+    return converted
+
+
+def _convert_tool_choice(
+    choice: Union[_messages.ToolChoice, Mapping[str, Any], None], parallel: Any
+) -> Optional[Mapping[str, Any]]:
+    if choice is None:
+        converted: Optional[dict[str, Any]] = {"type": "auto"} if parallel is False else None
+    elif isinstance(choice, _messages.ToolChoice):
+        if choice.mode == "function":
+            converted = {"type": "tool", "name": choice.name}
+        else:
+            converted = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice.mode]}
+    else:
+        return choice  # already Anthropic's {"type": "auto" | "any" | "tool" | "none"}
+    if converted is not None and parallel is False and converted["type"] != "none":
+        converted["disable_parallel_tool_use"] = True
+    return converted
+
+
+# ---------------------------------------------------------------------------
+# Stream parsing
+# ---------------------------------------------------------------------------
+
+
+class AnthropicStreamParser(StreamParser):
+    """Turns Messages API events into chunks.
+
+    Tool-call deltas are numbered by tool block (0 for the first ``tool_use``
+    block, 1 for the next), not by Anthropic's content block index, which
+    also counts text and thinking blocks. Usage is emitted once
+    ``message_delta`` arrives: prompt tokens from ``message_start``,
+    completion tokens from ``message_delta`` (its count is cumulative).
+    ``done`` becomes True at ``message_stop``.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(provider, model)
+        self.prompt_tokens = 0
+        self._tool_index_by_block: dict[int, int] = {}
+
+    def feed(self, event: Event) -> list[Chunk]:
+        """Return the chunks of one event; raise a typed error for an ``error`` event."""
+        with attribute_errors(self.provider, self.model):
+            if not event.data.strip():
+                return []
+            if event.event == "error":
+                raise in_band_error(
+                    load_error_json(event.data), provider=self.provider, model=self.model
+                )
+            payload = as_dict(self.load_json(event.data), "stream event")
+            kind = as_str(payload.get("type"), "event type") or event.event
+            handler = self._handlers.get(kind or "")
+            return handler(self, payload) if handler else []
+
+    def _message_start(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        message = as_dict(payload.get("message"), "message")
+        self.response_id = as_str(message.get("id"), "message id") or self.response_id
+        self.response_model = as_str(message.get("model"), "model") or self.response_model
+        usage = as_dict(message.get("usage"), "usage")
+        self.prompt_tokens = as_int(usage.get("input_tokens"), "input_tokens") or 0
+        return [self.make_chunk(Delta(role="assistant"))]
+
+    def _content_block_start(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        block_index = as_int(payload.get("index"), "block index") or 0
+        block = as_dict(payload.get("content_block"), "content block")
+        kind = block.get("type")
+        if kind == "tool_use":
+            tool_index = len(self._tool_index_by_block)
+            self._tool_index_by_block[block_index] = tool_index
+            call = ToolCallDelta(
+                index=tool_index,
+                id=as_str(block.get("id"), "tool id"),
+                name=as_str(block.get("name"), "tool name"),
+                arguments="",
+            )
+            return [self.make_chunk(Delta(tool_calls=(call,)))]
+        if kind == "text" and as_str(block.get("text"), "text"):
+            return [self.make_chunk(Delta(content=block["text"]))]
+        if kind == "thinking" and as_str(block.get("thinking"), "thinking"):
+            return [self.make_chunk(Delta(reasoning=block["thinking"]))]
+        return []
+
+    def _content_block_delta(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        delta = as_dict(payload.get("delta"), "delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = as_str(delta.get("text"), "text")
+            return [self.make_chunk(Delta(content=text))] if text else []
+        if kind == "thinking_delta":
+            thinking = as_str(delta.get("thinking"), "thinking")
+            return [self.make_chunk(Delta(reasoning=thinking))] if thinking else []
+        if kind == "input_json_delta":
+            block_index = as_int(payload.get("index"), "block index") or 0
+            fragment = as_str(delta.get("partial_json"), "partial_json")
+            tool_index = self._tool_index_by_block.get(block_index)
+            if tool_index is None or not fragment:
+                return []  # server tool blocks stream input too; they are not our calls
+            call = ToolCallDelta(index=tool_index, arguments=fragment)
+            return [self.make_chunk(Delta(tool_calls=(call,)))]
+        return []  # signature_delta, citations_delta: not text
+
+    def _message_delta(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        delta = as_dict(payload.get("delta"), "delta")
+        usage = as_dict(payload.get("usage"), "usage")
+        # Newer API versions repeat the (cumulative) input count here.
+        prompt = as_int(usage.get("input_tokens"), "input_tokens")
+        if prompt is not None:
+            self.prompt_tokens = prompt
+        completion = as_int(usage.get("output_tokens"), "output_tokens") or 0
+        chunks = []
+        reason = normalize_stop_reason(as_str(delta.get("stop_reason"), "stop_reason"))
+        if reason is not None:
+            chunks.append(self.make_chunk(finish_reason=reason))
+        chunks.append(self.make_chunk(usage=Usage(self.prompt_tokens, completion)))
+        return chunks
+
+    def _message_stop(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        self.done = True
+        return []
+
+    def _error(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        raise in_band_error(payload, provider=self.provider, model=self.model)
+
+    _handlers = {
+        "message_start": _message_start,
+        "content_block_start": _content_block_start,
+        "content_block_delta": _content_block_delta,
+        "message_delta": _message_delta,
+        "message_stop": _message_stop,
+        "error": _error,
+    }

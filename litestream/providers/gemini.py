@@ -1,0 +1,527 @@
+"""Google's Gemini API (``generativelanguage.googleapis.com``, ``v1beta``).
+
+Requests go to ``/v1beta/models/{model}:streamGenerateContent?alt=sse`` (or
+``:generateContent``) with the key in the ``x-goog-api-key`` header, never in
+the URL. System messages become ``systemInstruction``; turns become
+``contents`` with roles ``user`` and ``model``; tool calls are
+``functionCall`` parts and tool results ``functionResponse`` parts; sampling
+options go in ``generationConfig``.
+
+Each stream event is a whole ``GenerateContentResponse``: function calls
+arrive whole (never as fragments), ``usageMetadata`` is repeated and
+cumulative on every event, and the last event carries ``finishReason``.
+There is no ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from typing import Any, Mapping, Optional, Sequence, Union
+from urllib.parse import quote
+
+from litestream import errors
+from litestream.providers import _messages
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    attribute_errors,
+    error_from_body,
+    in_band_error,
+    join_url,
+    retype_error,
+)
+from litestream.types import (
+    Chunk,
+    Delta,
+    Message,
+    Response,
+    ResponseChoice,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["GeminiProvider", "GeminiStreamParser", "normalize_finish_reason"]
+
+_CONTENT_FILTER_REASONS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+
+# OpenAI request keys and where they go in generationConfig.
+_GENERATION_KEYS = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "n": "candidateCount",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+
+# Gemini-native top-level request keys passed through unchanged.
+_NATIVE_KEYS = ("safetySettings", "cachedContent", "labels")
+
+# JSON-schema keywords Gemini's OpenAPI-subset ``parameters`` rejects.
+_UNSUPPORTED_SCHEMA_KEYS = frozenset({"$schema", "additionalProperties", "strict", "$id"})
+
+
+def normalize_finish_reason(reason: Optional[str], called_functions: bool = False) -> Optional[str]:
+    """Return the normalized finish reason of a Gemini ``finishReason``.
+
+    ``STOP`` after ``functionCall`` parts means ``tool_calls``; the safety
+    family means ``content_filter``; ``MAX_TOKENS`` means ``length``; anything
+    else (``OTHER``, ``MALFORMED_FUNCTION_CALL``...) ended the turn: ``stop``.
+    """
+    if not reason:
+        return None
+    if reason == "MAX_TOKENS":
+        return "length"
+    if reason in _CONTENT_FILTER_REASONS:
+        return "content_filter"
+    return "tool_calls" if called_functions else "stop"
+
+
+class GeminiProvider(Provider):
+    """Gemini models through the Gemini Developer API.
+
+    Attributes:
+        env_var_aliases: other variables that may hold the key (``GOOGLE_API_KEY``).
+    """
+
+    name = "gemini"
+    default_api_base = "https://generativelanguage.googleapis.com"
+    env_var = "GEMINI_API_KEY"
+    env_var_aliases = ("GOOGLE_API_KEY",)
+    base_url_env_var = "GEMINI_BASE_URL"
+    default_model = "gemini-2.5-flash"
+
+    def build_request(
+        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> HTTPRequest:
+        """Return the POST to ``generateContent`` or ``streamGenerateContent?alt=sse``."""
+        stream = bool(request.get("stream"))
+        model_path = quote(model.removeprefix("models/"), safe="-._~")
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        headers = {"Content-Type": "application/json"}
+        if config.get("api_key"):
+            headers["x-goog-api-key"] = str(config["api_key"])
+        headers.update(config.get("headers") or {})
+        return HTTPRequest(
+            method="POST",
+            url=join_url(
+                str(config.get("api_base") or self.default_api_base),
+                f"/v1beta/models/{model_path}:{method}",
+            ),
+            headers=headers,
+            json=build_body(request),
+            framing=self.framing if stream else "json",
+        )
+
+    def stream_parser(self, model: str) -> GeminiStreamParser:
+        """Return a parser for one ``streamGenerateContent?alt=sse`` stream."""
+        return GeminiStreamParser(self.name, model)
+
+    def parse_response(self, body: Mapping[str, Any], model: str) -> Response:
+        """Return the Response of a whole ``GenerateContentResponse``."""
+        with attribute_errors(self.name, model):
+            data = as_dict(body, "response body")
+            if data.get("error") is not None:
+                raise in_band_error(data, provider=self.name, model=model)
+            choices = []
+            for position, raw in enumerate(as_list(data.get("candidates"), "candidates")):
+                choices.append(_response_choice(as_dict(raw, "candidate"), position))
+            if not choices and _block_reason(data):
+                choices.append(ResponseChoice(finish_reason="content_filter"))
+            return Response(
+                id=as_str(data.get("responseId"), "responseId"),
+                model=as_str(data.get("modelVersion"), "modelVersion") or model,
+                provider=self.name,
+                choices=choices,
+                usage=parse_usage(data.get("usageMetadata")),
+            )
+
+    def parse_error(
+        self, status_code: int, body: str, headers: Mapping[str, str], model: str
+    ) -> errors.LitestreamError:
+        """Return the typed error for ``{"error": {"code", "message", "status", "details"}}``.
+
+        Gemini answers a bad API key with 400 ``API_KEY_INVALID``: that is an
+        AuthenticationError. A 429's ``RetryInfo.retryDelay`` fills
+        ``retry_after`` when no Retry-After header came.
+        """
+        error = error_from_body(status_code, body, headers, provider=self.name, model=model)
+        details = _error_details(body)
+        reasons = {_text(detail.get("reason")) for detail in details}
+        if "API_KEY_INVALID" in reasons or "API key not valid" in error.message:
+            error = retype_error(error, errors.AuthenticationError)
+        if error.retry_after is None:
+            for detail in details:
+                delay = _seconds(detail.get("retryDelay"))
+                if delay is not None:
+                    error.retry_after = delay
+        return error
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _error_details(body: str) -> list[Mapping[str, Any]]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, Mapping) else None
+    details = error.get("details") if isinstance(error, Mapping) else None
+    if not isinstance(details, list):
+        return []
+    return [detail for detail in details if isinstance(detail, Mapping)]
+
+
+def _seconds(value: Any) -> Optional[float]:
+    """Return the seconds of a protobuf Duration string such as ``"35s"`` or ``"1.5s"``."""
+    if not isinstance(value, str):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s", value.strip())
+    return float(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------------------
+# Request building
+# ---------------------------------------------------------------------------
+
+
+def build_body(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the ``GenerateContentRequest`` body for an OpenAI-style chat request.
+
+    Raises:
+        ConfigurationError: a message, tool or tool choice Gemini cannot express.
+    """
+    messages = _messages.read_messages(request)
+    body: dict[str, Any] = {"contents": _convert_messages(messages)}
+    system_texts = [
+        _messages.text_of(message)
+        for message in messages
+        if message["role"] in ("system", "developer")
+    ]
+    if system_texts:
+        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system_texts)}]}
+    generation = _generation_config(request)
+    if generation:
+        body["generationConfig"] = generation
+    tools = _convert_tools(_messages.function_tools(request))
+    if tools:
+        body["tools"] = tools
+    tool_config = _tool_config(_messages.tool_choice(request))
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
+    for key in _NATIVE_KEYS:
+        if request.get(key) is not None:
+            body[key] = request[key]
+    return body
+
+
+def _generation_config(request: Mapping[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for key, gemini_key in _GENERATION_KEYS.items():
+        if request.get(key) is not None:
+            config[gemini_key] = request[key]
+    limit = _messages.max_output_tokens(request)
+    if limit is not None:
+        config["maxOutputTokens"] = limit
+    stop = _messages.stop_sequences(request)
+    if stop:
+        config["stopSequences"] = stop
+    response_format = request.get("response_format")
+    if isinstance(response_format, Mapping):
+        if response_format.get("type") in ("json_object", "json_schema"):
+            config["responseMimeType"] = "application/json"
+        schema = response_format.get("json_schema")
+        if isinstance(schema, Mapping) and isinstance(schema.get("schema"), Mapping):
+            config["responseJsonSchema"] = schema["schema"]
+    native = request.get("generationConfig")
+    if isinstance(native, Mapping):
+        config.update(native)
+    return config
+
+
+def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``contents``: user/model turns of parts, consecutive same-role turns merged."""
+    names_by_id = _messages.tool_names_by_id(messages)
+    contents: list[dict[str, Any]] = []
+    for position, message in enumerate(messages):
+        role = message["role"]
+        if role in ("system", "developer"):
+            continue
+        if role == "assistant":
+            role, parts = "model", _model_parts(message, position)
+        elif role in ("tool", "function"):
+            role, parts = "user", [_function_response(message, position, names_by_id)]
+        else:
+            parts = _user_parts(message, position)
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def _user_parts(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
+    parts: list[Mapping[str, Any]] = []
+    for part in _messages.content_parts(message.get("content"), position):
+        kind = part["type"]
+        if kind in ("text", "input_text"):
+            text = _messages.part_text(part, position)
+            if text:
+                parts.append({"text": text})
+        elif kind == "image_url":
+            parts.append(_image_part(_messages.image_url_of(part, position)))
+        else:
+            raise errors.ConfigurationError(
+                f"messages[{position}] has a {kind!r} part, which Gemini cannot take"
+            )
+    return parts
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    data_url = _messages.split_data_url(url)
+    if data_url is not None:
+        media_type, data = data_url
+        return {"inlineData": {"mimeType": media_type, "data": data}}
+    media_type = mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"
+    return {"fileData": {"mimeType": media_type, "fileUri": url}}
+
+
+def _model_parts(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
+    parts = _user_parts(message, position)
+    for call in _messages.assistant_tool_calls(message, position):
+        parts.append({"functionCall": {"name": call.name, "args": dict(call.arguments)}})
+    return parts
+
+
+def _function_response(
+    message: Mapping[str, Any], position: int, names_by_id: Mapping[str, str]
+) -> dict[str, Any]:
+    name = _messages.tool_result_name(message, position, names_by_id)
+    _messages.content_parts(message.get("content"), position)
+    text = _messages.text_of(message)
+    # The response must be an object: a JSON object result is sent as is,
+    # anything else is wrapped.
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    response = value if isinstance(value, dict) else {"content": text}
+    return {"functionResponse": {"name": name, "response": response}}
+
+
+def _convert_tools(
+    tools: Sequence[Union[_messages.FunctionTool, Mapping[str, Any]]],
+) -> list[Mapping[str, Any]]:
+    declarations = []
+    native = []
+    for tool in tools:
+        if not isinstance(tool, _messages.FunctionTool):
+            native.append(tool)  # googleSearch, codeExecution, functionDeclarations...
+            continue
+        declaration: dict[str, Any] = {"name": tool.name}
+        if tool.description:
+            declaration["description"] = tool.description
+        parameters = _gemini_schema(tool.parameters) if tool.parameters else None
+        if parameters and (parameters.get("properties") or parameters.get("type") != "object"):
+            declaration["parameters"] = parameters
+        declarations.append(declaration)
+    converted: list[Mapping[str, Any]] = []
+    if declarations:
+        converted.append({"functionDeclarations": declarations})
+    return converted + native
+
+
+def _gemini_schema(schema: Any) -> Any:
+    """Return a JSON schema without the keywords Gemini's schema subset rejects."""
+    if isinstance(schema, list):
+        return [_gemini_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    cleaned: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _UNSUPPORTED_SCHEMA_KEYS:
+            continue
+        if key == "properties" and isinstance(value, Mapping):
+            # Property names are the user's, never keywords: keep them all.
+            cleaned[key] = {name: _gemini_schema(sub) for name, sub in value.items()}
+        else:
+            cleaned[key] = _gemini_schema(value)
+    return cleaned
+
+
+def _tool_config(
+    choice: Union[_messages.ToolChoice, Mapping[str, Any], None],
+) -> Optional[Mapping[str, Any]]:
+    if choice is None:
+        return None
+    if not isinstance(choice, _messages.ToolChoice):
+        return choice  # already Gemini's {"functionCallingConfig": ...}
+    if choice.mode == "function":
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice.name]}}
+    mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}[choice.mode]
+    return {"functionCallingConfig": {"mode": mode}}
+
+
+# ---------------------------------------------------------------------------
+# Responses and streams
+# ---------------------------------------------------------------------------
+
+
+def parse_usage(raw: Any) -> Optional[Usage]:
+    """Return the Usage of ``usageMetadata``; thinking tokens count as completion tokens."""
+    usage = as_dict(raw, "usageMetadata")
+    if not usage:
+        return None
+    prompt = as_int(usage.get("promptTokenCount"), "promptTokenCount") or 0
+    completion = (as_int(usage.get("candidatesTokenCount"), "candidatesTokenCount") or 0) + (
+        as_int(usage.get("thoughtsTokenCount"), "thoughtsTokenCount") or 0
+    )
+    return Usage(prompt, completion)
+
+
+def _block_reason(data: Mapping[str, Any]) -> Optional[str]:
+    feedback = as_dict(data.get("promptFeedback"), "promptFeedback")
+    return as_str(feedback.get("blockReason"), "blockReason")
+
+
+class _CandidateParts:
+    """The text, reasoning and function calls of one candidate's parts."""
+
+    def __init__(self, candidate: Mapping[str, Any]) -> None:
+        content = as_dict(candidate.get("content"), "content")
+        texts: list[str] = []
+        thoughts: list[str] = []
+        self.calls: list[tuple[Optional[str], Optional[str], str]] = []
+        for raw_part in as_list(content.get("parts"), "parts"):
+            part = as_dict(raw_part, "part")
+            text = as_str(part.get("text"), "text")
+            if text is not None:
+                (thoughts if part.get("thought") is True else texts).append(text)
+            call = as_dict(part.get("functionCall"), "functionCall")
+            if call:
+                self.calls.append(
+                    (
+                        as_str(call.get("id"), "functionCall id"),
+                        as_str(call.get("name"), "functionCall name"),
+                        json.dumps(as_dict(call.get("args"), "functionCall args")),
+                    )
+                )
+        self.text = "".join(texts) if texts else None
+        self.reasoning = "".join(thoughts) if thoughts else None
+
+
+def _response_choice(candidate: Mapping[str, Any], position: int) -> ResponseChoice:
+    parts = _CandidateParts(candidate)
+    reason = as_str(candidate.get("finishReason"), "finishReason")
+    return ResponseChoice(
+        index=as_int(candidate.get("index"), "candidate index") or position,
+        message=Message(
+            content=parts.text,
+            tool_calls=[ToolCall(id=i, name=n or "", arguments=a) for i, n, a in parts.calls],
+            reasoning=parts.reasoning,
+        ),
+        finish_reason=normalize_finish_reason(reason, bool(parts.calls)),
+    )
+
+
+class GeminiStreamParser(StreamParser):
+    """Turns ``GenerateContentResponse`` events into chunks.
+
+    ``done`` becomes True when a candidate's ``finishReason`` arrives, or
+    after a blocked prompt (``promptFeedback.blockReason``, no candidates),
+    which ends as a ``content_filter`` finish rather than an error. Usage is
+    emitted once, from the ``usageMetadata`` of that final event, since the
+    transport stops reading there.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(provider, model)
+        self._calls_per_candidate: dict[int, int] = {}
+        self._usage: Optional[Usage] = None
+        self._roles_sent: set[int] = set()
+
+    def feed(self, event: Event) -> list[Chunk]:
+        """Return the chunks of one event; raise a typed error for an error object."""
+        with attribute_errors(self.provider, self.model):
+            if not event.data.strip():
+                return []
+            payload = self.load_json(event.data)
+            if isinstance(payload, list) and len(payload) == 1:
+                payload = payload[0]  # error bodies sometimes come as a one-item array
+            data = as_dict(payload, "stream event")
+            if data.get("error") is not None:
+                raise in_band_error(data, provider=self.provider, model=self.model)
+            return self._translate(data)
+
+    def _translate(self, data: Mapping[str, Any]) -> list[Chunk]:
+        self.response_id = as_str(data.get("responseId"), "responseId") or self.response_id
+        self.response_model = (
+            as_str(data.get("modelVersion"), "modelVersion") or self.response_model
+        )
+        self._usage = parse_usage(data.get("usageMetadata")) or self._usage
+        chunks = []
+        finished = False
+        candidates = as_list(data.get("candidates"), "candidates")
+        for position, raw in enumerate(candidates):
+            candidate = as_dict(raw, "candidate")
+            index = as_int(candidate.get("index"), "candidate index") or position
+            chunk, candidate_finished = self._candidate_chunk(candidate, index)
+            if chunk is not None:
+                chunks.append(chunk)
+            finished = finished or candidate_finished
+        if not candidates and _block_reason(data):
+            chunks.append(self.make_chunk(finish_reason="content_filter"))
+            finished = True
+        if finished:
+            self.done = True
+            if self._usage is not None:
+                chunks.append(self.make_chunk(usage=self._usage))
+        return chunks
+
+    def _candidate_chunk(
+        self, candidate: Mapping[str, Any], index: int
+    ) -> tuple[Optional[Chunk], bool]:
+        parts = _CandidateParts(candidate)
+        first_call = self._calls_per_candidate.get(index, 0)
+        calls = [
+            ToolCallDelta(index=first_call + number, id=call_id, name=name, arguments=arguments)
+            for number, (call_id, name, arguments) in enumerate(parts.calls)
+        ]
+        self._calls_per_candidate[index] = first_call + len(calls)
+        reason = normalize_finish_reason(
+            as_str(candidate.get("finishReason"), "finishReason"),
+            self._calls_per_candidate[index] > 0,
+        )
+        if not (parts.text or calls or parts.reasoning or reason):
+            return None, False
+        role = None if index in self._roles_sent else "assistant"
+        self._roles_sent.add(index)
+        delta = Delta(role=role, content=parts.text, tool_calls=calls, reasoning=parts.reasoning)
+        return self.make_chunk(delta, reason, index=index), reason is not None

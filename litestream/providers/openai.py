@@ -1,0 +1,429 @@
+"""OpenAI's chat completions API, and the OpenAI wire format other providers reuse.
+
+The request is already in OpenAI's shape, so building it is mostly checking
+it and adding ``stream_options.include_usage``. The stream is SSE of
+``chat.completion.chunk`` objects ending in ``data: [DONE]``; the parser here
+copes with what OpenAI-compatible servers do differently (a missing tool-call
+``index``, ``reasoning_content`` / ``reasoning`` fields, a missing ``[DONE]``,
+repeated finish chunks, an ``{"error": ...}`` object mid-stream) so Mistral,
+OpenRouter and any OpenAI-compatible server share it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence
+
+from litestream import errors
+from litestream.providers import _messages
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    attribute_errors,
+    error_from_body,
+    in_band_error,
+    join_url,
+    load_error_json,
+)
+from litestream.types import (
+    Choice,
+    Chunk,
+    Delta,
+    Message,
+    Response,
+    ResponseChoice,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["OpenAIProvider", "OpenAIStreamParser", "normalize_finish_reason"]
+
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "tool_calls",  # the legacy functions API
+    "model_length": "length",  # Mistral
+    "eos": "stop",  # some self-hosted servers
+}
+
+
+def normalize_finish_reason(reason: Optional[str]) -> Optional[str]:
+    """Return the normalized finish reason of an OpenAI-format ``finish_reason``.
+
+    Unknown non-empty reasons mean the choice did end, so they read as
+    ``stop``. ``error`` is not a finish reason: callers raise instead.
+    """
+    if not reason:
+        return None
+    return _FINISH_REASONS.get(reason, "stop")
+
+
+class OpenAIProvider(Provider):
+    """OpenAI chat completions (``POST {api_base}/chat/completions``).
+
+    Subclasses for OpenAI-compatible services override the class attributes
+    and, where their API differs, :meth:`build_body` or :meth:`convert_message`.
+
+    Attributes:
+        chat_path: the path of the chat endpoint below ``api_base``.
+        send_stream_options: whether a streamed request asks for a usage
+            chunk with ``stream_options: {"include_usage": true}`` (unless the
+            caller set ``stream_options``; setting it to None sends none).
+    """
+
+    name = "openai"
+    default_api_base = "https://api.openai.com/v1"
+    env_var = "OPENAI_API_KEY"
+    base_url_env_var = "OPENAI_BASE_URL"
+    default_model = "gpt-4o-mini"
+    chat_path = "/chat/completions"
+    send_stream_options = True
+
+    def build_request(
+        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> HTTPRequest:
+        """Return the POST to the chat endpoint; see :class:`Provider`.
+
+        Every request key is sent as given (OpenAI's own keys), except None
+        values, which are left out.
+        """
+        messages = _messages.read_messages(request)
+        stream = bool(request.get("stream"))
+        body = self.build_body(model, request, messages)
+        return HTTPRequest(
+            method="POST",
+            url=join_url(self.api_base(config), self.chat_path),
+            headers=self.headers(config),
+            json=body,
+            framing=self.framing if stream else "json",
+        )
+
+    def api_base(self, config: Mapping[str, Any]) -> str:
+        """Return the base URL: ``config["api_base"]`` or the provider's default."""
+        return str(config.get("api_base") or self.default_api_base)
+
+    def headers(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """Return JSON headers with ``Authorization: Bearer`` (when there is a key) and extras."""
+        headers = {"Content-Type": "application/json"}
+        api_key = config.get("api_key")
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        headers.update(config.get("headers") or {})
+        return headers
+
+    def build_body(
+        self, model: str, request: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Return the JSON body: the request's keys, checked, with model, messages and stream."""
+        _messages.stop_sequences(request)
+        _messages.function_tools(request)
+        _messages.tool_choice(request)
+        stream = bool(request.get("stream"))
+        body = {key: value for key, value in request.items() if value is not None}
+        body["model"] = model
+        body["messages"] = [self.convert_message(message) for message in messages]
+        body["stream"] = stream
+        if not stream:
+            # OpenAI rejects stream_options on a request that does not stream.
+            body.pop("stream_options", None)
+        elif self.send_stream_options and "stream_options" not in request:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def convert_message(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return one message as sent; OpenAI takes its own format unchanged."""
+        return message
+
+    def stream_parser(self, model: str) -> OpenAIStreamParser:
+        """Return a parser for one ``chat.completion.chunk`` SSE stream."""
+        return OpenAIStreamParser(self.name, model)
+
+    def parse_response(self, body: Mapping[str, Any], model: str) -> Response:
+        """Return the Response of a ``chat.completion`` body.
+
+        Raises:
+            ProviderError (or a more specific error): the body is an error object.
+            ProtocolError: the body does not have the shape of a completion.
+        """
+        with attribute_errors(self.name, model):
+            data = as_dict(body, "response body")
+            if data.get("error") is not None:
+                raise in_band_error(data, provider=self.name, model=model)
+            choices = [_response_choice(raw) for raw in as_list(data.get("choices"), "choices")]
+            return Response(
+                id=as_str(data.get("id"), "id"),
+                model=as_str(data.get("model"), "model") or model,
+                provider=self.name,
+                created=as_int(data.get("created"), "created"),
+                choices=choices,
+                usage=parse_usage(data.get("usage")),
+            )
+
+    def parse_error(
+        self, status_code: int, body: str, headers: Mapping[str, str], model: str
+    ) -> errors.LitestreamError:
+        """Return the typed error for ``{"error": {"message", "type", "code"}}`` or any body."""
+        return error_from_body(status_code, body, headers, provider=self.name, model=model)
+
+
+class _ToolCallIndexer:
+    """Gives each streamed tool-call fragment of one choice the index of its call.
+
+    Servers that omit ``index`` are common among OpenAI-compatible ones: a
+    fragment with a new id starts the next call, one without an id continues
+    the latest call, and a repeated id goes back to its call.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.latest: Optional[int] = None
+        self.by_id: dict[str, int] = {}
+
+    def index_for(self, wire_index: Optional[int], call_id: Optional[str]) -> int:
+        if wire_index is None:
+            if call_id is not None and call_id in self.by_id:
+                wire_index = self.by_id[call_id]
+            elif call_id is None and self.latest is not None:
+                wire_index = self.latest
+            else:
+                wire_index = self.count
+        self.latest = wire_index
+        self.count = max(self.count, wire_index + 1)
+        if call_id is not None:
+            self.by_id.setdefault(call_id, wire_index)
+        return wire_index
+
+
+class OpenAIStreamParser(StreamParser):
+    """Turns ``chat.completion.chunk`` events into chunks.
+
+    ``done`` becomes True at ``data: [DONE]``. A body that ends after a
+    finish reason but without ``[DONE]`` (llama.cpp, some proxies) still
+    finishes cleanly. A finish reason repeated for the same choice (OpenRouter
+    repeats it on the usage chunk) is delivered once.
+    """
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(provider, model)
+        self.saw_finish = False
+        self._finished: set[int] = set()
+        self._roles_sent: set[int] = set()
+        self._tool_indexers: dict[int, _ToolCallIndexer] = {}
+
+    def feed(self, event: Event) -> list[Chunk]:
+        """Return the chunks of one event; raise a typed error for an error event."""
+        data = event.data.strip()
+        if not data:
+            return []
+        if data == "[DONE]":
+            self.done = True
+            return []
+        with attribute_errors(self.provider, self.model):
+            if event.event == "error":
+                raise in_band_error(
+                    load_error_json(data), provider=self.provider, model=self.model
+                )
+            payload = as_dict(self.load_json(data), "stream event")
+            return self.translate(payload)
+
+    def finish(self) -> list[Chunk]:
+        """Accept a body that ended after a finish reason even without ``[DONE]``."""
+        if self.saw_finish:
+            self.done = True
+        return super().finish()
+
+    def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        """Return the chunks of one parsed ``chat.completion.chunk`` object."""
+        if payload.get("error") is not None or payload.get("object") == "error":
+            raise in_band_error(payload, provider=self.provider, model=self.model)
+        self._remember_identity(payload)
+        choices = []
+        for raw_choice in as_list(payload.get("choices"), "choices"):
+            choice = self._translate_choice(as_dict(raw_choice, "choice"))
+            if choice is not None:
+                choices.append(choice)
+        usage = parse_usage(payload.get("usage"))
+        if not choices and usage is None:
+            return []
+        return [self.make_chunk_of(choices, usage)]
+
+    def _remember_identity(self, payload: Mapping[str, Any]) -> None:
+        response_id = as_str(payload.get("id"), "id")
+        if response_id:
+            self.response_id = response_id
+        model = as_str(payload.get("model"), "model")
+        if model:
+            self.response_model = model
+        created = as_int(payload.get("created"), "created")
+        if created:
+            self.created = created
+
+    def _translate_choice(self, raw: Mapping[str, Any]) -> Optional[Choice]:
+        index = as_int(raw.get("index"), "choice index") or 0
+        delta = as_dict(raw.get("delta"), "delta")
+        content, reasoning = split_content(delta.get("content"))
+        reasoning = _first_text(
+            reasoning,
+            as_str(delta.get("reasoning_content"), "reasoning_content"),
+            as_str(delta.get("reasoning"), "reasoning"),
+        )
+        refusal = as_str(delta.get("refusal"), "refusal")
+        if refusal and not content:
+            content = refusal
+        role = as_str(delta.get("role"), "role")
+        if role is not None:
+            if index in self._roles_sent:
+                role = None  # OpenRouter repeats the role in every delta
+            else:
+                self._roles_sent.add(index)
+        tool_calls = self._tool_call_deltas(index, delta)
+        finish_reason = self._finish_reason(index, as_str(raw.get("finish_reason"), "finish"))
+        if not (role or content or tool_calls or reasoning or finish_reason):
+            return None
+        return Choice(
+            index=index,
+            delta=Delta(role=role, content=content, tool_calls=tool_calls, reasoning=reasoning),
+            finish_reason=finish_reason,
+        )
+
+    def _finish_reason(self, index: int, reason: Optional[str]) -> Optional[str]:
+        if reason == "error":
+            raise errors.ProviderError(
+                "the provider ended the stream with finish_reason 'error'", provider_code="error"
+            )
+        normalized = normalize_finish_reason(reason)
+        if normalized is None or index in self._finished:
+            return None
+        self._finished.add(index)
+        self.saw_finish = True
+        return normalized
+
+    def _tool_call_deltas(self, index: int, delta: Mapping[str, Any]) -> list[ToolCallDelta]:
+        indexer = self._tool_indexers.setdefault(index, _ToolCallIndexer())
+        deltas = []
+        for raw_call in as_list(delta.get("tool_calls"), "tool_calls"):
+            call = as_dict(raw_call, "tool call")
+            function = as_dict(call.get("function"), "tool call function")
+            call_id = as_str(call.get("id"), "tool call id") or None
+            deltas.append(
+                ToolCallDelta(
+                    index=indexer.index_for(as_int(call.get("index"), "tool index"), call_id),
+                    id=call_id,
+                    name=as_str(function.get("name"), "tool name"),
+                    arguments=_arguments_text(function.get("arguments")),
+                )
+            )
+        legacy = as_dict(delta.get("function_call"), "function_call")
+        if legacy:
+            deltas.append(
+                ToolCallDelta(
+                    index=indexer.index_for(0, None),
+                    name=as_str(legacy.get("name"), "function name"),
+                    arguments=_arguments_text(legacy.get("arguments")),
+                )
+            )
+        return deltas
+
+
+def split_content(content: Any) -> tuple[Optional[str], Optional[str]]:
+    """Return ``(text, reasoning)`` of a content field: a string, or a list of typed parts.
+
+    Mistral's reasoning models send content as a list of ``text`` and
+    ``thinking`` parts; the thinking goes to reasoning, never to text.
+    """
+    if content is None or isinstance(content, str):
+        return content, None
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for raw_part in as_list(content, "content"):
+        if isinstance(raw_part, str):
+            texts.append(raw_part)
+            continue
+        part = as_dict(raw_part, "content part")
+        if part.get("type") == "text":
+            texts.append(as_str(part.get("text"), "text") or "")
+        elif part.get("type") == "thinking":
+            thinking = part.get("thinking")
+            if isinstance(thinking, str):
+                thoughts.append(thinking)
+            else:
+                thoughts.append(split_content(thinking)[0] or "")
+    return "".join(texts), ("".join(thoughts) or None)
+
+
+def _first_text(*values: Optional[str]) -> Optional[str]:
+    for value in values:
+        if value:
+            return value
+    return None
+
+
+def _arguments_text(arguments: Any) -> Optional[str]:
+    # Some compatible servers send arguments as an object instead of JSON text.
+    if isinstance(arguments, (Mapping, list)):
+        return json.dumps(arguments)
+    return as_str(arguments, "tool arguments")
+
+
+def parse_usage(raw: Any) -> Optional[Usage]:
+    """Return the Usage of an OpenAI ``usage`` object, or None when there is none."""
+    usage = as_dict(raw, "usage")
+    if not usage:
+        return None
+    prompt = as_int(usage.get("prompt_tokens"), "prompt_tokens") or 0
+    completion = as_int(usage.get("completion_tokens"), "completion_tokens") or 0
+    total = as_int(usage.get("total_tokens"), "total_tokens")
+    return Usage(prompt, completion, prompt + completion if total is None else total)
+
+
+def _response_choice(raw: Any) -> ResponseChoice:
+    choice = as_dict(raw, "choice")
+    message = as_dict(choice.get("message"), "message")
+    content, reasoning = split_content(message.get("content"))
+    reasoning = _first_text(
+        reasoning,
+        as_str(message.get("reasoning_content"), "reasoning_content"),
+        as_str(message.get("reasoning"), "reasoning"),
+    )
+    calls = []
+    for raw_call in as_list(message.get("tool_calls"), "tool_calls"):
+        call = as_dict(raw_call, "tool call")
+        function = as_dict(call.get("function"), "tool call function")
+        calls.append(
+            ToolCall(
+                id=as_str(call.get("id"), "tool call id"),
+                name=as_str(function.get("name"), "tool name") or "",
+                arguments=_arguments_text(function.get("arguments")) or "",
+            )
+        )
+    legacy = as_dict(message.get("function_call"), "function_call")
+    if legacy:
+        calls.append(
+            ToolCall(
+                name=as_str(legacy.get("name"), "function name") or "",
+                arguments=_arguments_text(legacy.get("arguments")) or "",
+            )
+        )
+    reason = as_str(choice.get("finish_reason"), "finish_reason")
+    if reason == "error":
+        raise errors.ProviderError("the provider reported finish_reason 'error'",
+                                   provider_code="error")
+    return ResponseChoice(
+        index=as_int(choice.get("index"), "choice index") or 0,
+        message=Message(
+            role=as_str(message.get("role"), "role") or "assistant",
+            content=content if content is not None else as_str(message.get("refusal"), "refusal"),
+            tool_calls=calls,
+            reasoning=reasoning,
+        ),
+        finish_reason=normalize_finish_reason(reason),
+    )
