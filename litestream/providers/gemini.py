@@ -163,14 +163,18 @@ class GeminiProvider(Provider):
         """Return the typed error for ``{"error": {"code", "message", "status", "details"}}``.
 
         Gemini answers a bad API key with 400 ``API_KEY_INVALID``: that is an
-        AuthenticationError. A 429's ``RetryInfo.retryDelay`` fills
-        ``retry_after`` when no Retry-After header came.
+        AuthenticationError. Every 429 says "quota", but only a daily quota
+        (a ``QuotaFailure`` whose ``quotaId`` is per day) is a
+        QuotaExceededError; per-minute quotas are a RateLimitError, with
+        ``RetryInfo.retryDelay`` as ``retry_after`` when no Retry-After header came.
         """
         error = error_from_body(status_code, body, headers, provider=self.name, model=model)
         details = _error_details(body)
         reasons = {_text(detail.get("reason")) for detail in details}
         if "API_KEY_INVALID" in reasons or "API key not valid" in error.message:
             error = retype_error(error, errors.AuthenticationError)
+        if status_code == 429:
+            error = retype_error(error, _rate_limit_class(details))
         if error.retry_after is None:
             for detail in details:
                 delay = _seconds(detail.get("retryDelay"))
@@ -195,6 +199,15 @@ def _error_details(body: str) -> list[Mapping[str, Any]]:
     if not isinstance(details, list):
         return []
     return [detail for detail in details if isinstance(detail, Mapping)]
+
+
+def _rate_limit_class(details: list[Mapping[str, Any]]) -> type[errors.LitestreamError]:
+    for detail in details:
+        violations = detail.get("violations")
+        for violation in violations if isinstance(violations, list) else ():
+            if isinstance(violation, Mapping) and "PerDay" in _text(violation.get("quotaId")):
+                return errors.QuotaExceededError
+    return errors.RateLimitError
 
 
 def _seconds(value: Any) -> Optional[float]:
