@@ -22,7 +22,18 @@ import random
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Generic, Iterable, Iterator, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Generic,
+    Iterable,
+    Iterator,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import attrs
 
@@ -92,15 +103,17 @@ class _ChannelState:
         self.lock = threading.Lock()
         self.not_empty = threading.Condition(self.lock)
         self.not_full = threading.Condition(self.lock)
-        self.watchers: set[threading.Event] = set()
+        self.watchers: set[_Watcher] = set()
         self.waiting_getters = 0
         self.waiting_putters = 0
         self.on_close: Optional[Callable[[], None]] = None
 
-    # Called with the lock held.
+    # Called with the lock held. alts adds and removes watchers without this
+    # lock (see _Watcher), so iterate over a copy of the set.
     def _wake_watchers(self) -> None:
-        for watcher in self.watchers:
-            watcher.set()
+        for watcher in tuple(self.watchers):
+            watcher.fired.append(self)
+            watcher.event.set()
 
     def _full(self) -> bool:
         return 0 < self.maxsize <= len(self.buffer)
@@ -114,7 +127,9 @@ class _ChannelState:
         if self._full():
             return None
         self.buffer.append(value)
-        self.not_empty.notify()
+        # Notifying a Condition nobody waits on still costs a lock round trip.
+        if self.waiting_getters:
+            self.not_empty.notify()
         if self.watchers:
             self._wake_watchers()
         return True
@@ -130,7 +145,7 @@ class _ChannelState:
         buffer = self.buffer
         if buffer:
             value = buffer.popleft()
-            if self.maxsize > 0:
+            if self.waiting_putters:
                 self.not_full.notify()
             if self.watchers:
                 self._wake_watchers()
@@ -372,6 +387,8 @@ class Channel(Generic[T]):
 # ---------------------------------------------------------------------------
 
 Operation = Union[Channel[Any], "tuple[Channel[Any], Any]"]
+# What alts works through: (state, channel, is_put, value to put).
+_Operation = Tuple[_ChannelState, Channel[Any], bool, Any]
 
 
 def alts(
@@ -406,7 +423,7 @@ def alts(
             stream, so a loop over several streams can drop it and go on.
         ValueError: no operations, or a put of None.
     """
-    ops: list[tuple[_ChannelState, Channel[Any], bool, Any]] = []
+    ops: list[_Operation] = []
     for operation in operations:
         if isinstance(operation, tuple):
             channel, value = operation
@@ -418,46 +435,95 @@ def alts(
     if not ops:
         raise ValueError("alts needs at least one channel")
     deadline = None if timeout is None else time.monotonic() + timeout
-    watcher: Optional[threading.Event] = None
+    done, result = _attempt(ops if priority else random.sample(ops, len(ops)))
+    if done:
+        return result
+    if default is not _UNSET:
+        return default, None
+    watcher = _Watcher()
+    # Only an operation on a channel that fired since the last look can have
+    # become ready, so after one full look the wait only re-checks those.
+    ops_by_state: dict[_ChannelState, list[_Operation]] = {}
+    for op in ops:
+        ops_by_state.setdefault(op[0], []).append(op)
+    states = list(ops_by_state)
+    for state in states:
+        state.watchers.add(watcher)
     try:
+        # Look once more: a value put before the watcher was added is not missed.
+        candidates = ops if priority else random.sample(ops, len(ops))
         while True:
-            order = ops if priority else random.sample(ops, len(ops))
-            for state, channel, is_put, value in order:
-                with state.lock:
-                    if is_put:
-                        result = state.try_put(value)
-                        ready = result is not None
-                    else:
-                        try:
-                            ready, result = state.try_get()
-                        except BaseException as error:
-                            if hasattr(error, "channel"):
-                                error.channel = channel
-                            raise
-                if ready:
-                    return result, channel
-            if default is not _UNSET:
-                return default, None
-            if watcher is None:
-                # Register, then look once more: a value put in between is not missed.
-                watcher = threading.Event()
-                for state, *_ in ops:
-                    with state.lock:
-                        state.watchers.add(watcher)
-                continue
+            done, result = _attempt(candidates)
+            if done:
+                return result
             if deadline is None:
-                watcher.wait()
+                watcher.event.wait()
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"alts: no channel was ready within {timeout} s")
-                watcher.wait(min(remaining, _WAIT_MAX))
-            watcher.clear()
+                watcher.event.wait(min(remaining, _WAIT_MAX))
+            candidates = watcher.take_fired(ops_by_state, ops, priority)
     finally:
-        if watcher is not None:
-            for state, *_ in ops:
-                with state.lock:
-                    state.watchers.discard(watcher)
+        for state in states:
+            state.watchers.discard(watcher)
+
+
+class _Watcher:
+    """How a waiting :func:`alts` hears that one of its channels changed.
+
+    A channel appends its state to ``fired`` and sets ``event`` (holding its
+    own lock) whenever a value arrives, room frees up or it closes. ``alts``
+    adds and removes a watcher without taking each channel's lock -- set
+    ``add``/``discard`` and deque ``append``/``popleft`` are atomic -- which
+    keeps the cost of leaving a wait over many channels low; channels iterate
+    over a copy of their watcher set for the same reason.
+    """
+
+    __slots__ = ("event", "fired")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.fired: deque[_ChannelState] = deque()
+
+    def take_fired(
+        self,
+        ops_by_state: dict[_ChannelState, list[_Operation]],
+        ops: list[_Operation],
+        priority: bool,
+    ) -> list[_Operation]:
+        """Return the operations on the channels that fired since the last call."""
+        # Clear before draining: a channel that fires after this sets the event
+        # again, so nothing is lost; at worst the next wait returns at once.
+        self.event.clear()
+        fired = self.fired
+        states: set[_ChannelState] = set()
+        while fired:
+            states.add(fired.popleft())
+        if priority:
+            return [op for op in ops if op[0] in states]
+        candidates = [op for state in states for op in ops_by_state[state]]
+        random.shuffle(candidates)
+        return candidates
+
+
+def _attempt(candidates: Iterable[_Operation]) -> tuple[bool, Any]:
+    """Try each operation in order; ``(True, (value, channel))`` for the first that completes."""
+    for state, channel, is_put, value in candidates:
+        with state.lock:
+            if is_put:
+                result = state.try_put(value)
+                ready = result is not None
+            else:
+                try:
+                    ready, result = state.try_get()
+                except BaseException as error:
+                    if hasattr(error, "channel"):
+                        error.channel = channel
+                    raise
+        if ready:
+            return True, (result, channel)
+    return False, None
 
 
 # ---------------------------------------------------------------------------

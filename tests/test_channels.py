@@ -341,6 +341,50 @@ def test_concurrent_producers_and_consumers_lose_and_duplicate_nothing(
     assert (stats.waiting_getters, stats.waiting_putters, stats.watchers) == (0, 0, 0)
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    channel_count=st.integers(1, 5),
+    consumer_count=st.integers(1, 3),
+    per_channel=st.integers(0, 100),
+    maxsize=st.sampled_from([0, 1, 4]),
+    priority=st.booleans(),
+)
+def test_alts_consumers_over_many_channels_lose_and_duplicate_nothing(
+    channel_count: int, consumer_count: int, per_channel: int, maxsize: int, priority: bool
+) -> None:
+    channels: list[Channel[tuple[int, int]]] = [Channel(maxsize) for _ in range(channel_count)]
+    received: list[list[tuple[int, int]]] = [[] for _ in range(consumer_count)]
+
+    def produce(index: int) -> None:
+        for sequence in range(per_channel):
+            assert channels[index].put((index, sequence))
+        channels[index].close()
+
+    def consume(consumer: int) -> None:
+        open_channels = list(channels)
+        while open_channels:
+            value, source = alts(open_channels, priority=priority)
+            if value is None:
+                open_channels.remove(source)
+            else:
+                received[consumer].append(value)
+
+    consumers = [threading.Thread(target=consume, args=(i,)) for i in range(consumer_count)]
+    producers = [threading.Thread(target=produce, args=(i,)) for i in range(channel_count)]
+    for thread in consumers + producers:
+        thread.start()
+    for thread in producers + consumers:
+        thread.join(10.0)
+        assert not thread.is_alive()
+    everything = sorted(value for values in received for value in values)
+    assert everything == [(i, n) for i in range(channel_count) for n in range(per_channel)]
+    for values in received:
+        for index in range(channel_count):
+            sequences = [sequence for source, sequence in values if source == index]
+            assert sequences == sorted(sequences)
+    assert all(channel.statistics().watchers == 0 for channel in channels)
+
+
 # ---------------------------------------------------------------------------
 # close() wakes every kind of waiter
 # ---------------------------------------------------------------------------
