@@ -291,6 +291,17 @@ def _has_content(chunk: Chunk) -> bool:
     )
 
 
+def _detached(error: errors.LitestreamError) -> errors.LitestreamError:
+    """Drop ``error``'s traceback, and with it the frames it keeps alive, and return it.
+
+    An attempt's error carries the reader thread's frames, which still hold
+    the HTTP response (and so its socket) until the garbage collector runs;
+    the frames mean nothing to the caller the error is handed on to.
+    """
+    error.__traceback__ = None
+    return error
+
+
 def _batches(stream: Stream) -> Iterator[list[Chunk]]:
     """Yield what ``stream`` holds, one batch per wake-up, until it ends.
 
@@ -309,7 +320,7 @@ def _batches(stream: Stream) -> Iterator[list[Chunk]]:
                     break
                 batch.append(value)
         except errors.LitestreamError as error:  # before TimeoutError: StreamTimeout is one
-            pending = error
+            pending = _detached(error)
         except TimeoutError:
             pass  # nothing more right now
         yield batch
@@ -383,6 +394,7 @@ class _RouteJob:
                     return  # the handle was closed
             self.state.close()
         except errors.LitestreamError as error:
+            _detached(error)
             error.partial_content = "".join(texts)
             error.attempts = (*self.failures, errors.error_summary(error))
             error.channel = None
@@ -792,7 +804,7 @@ class Router:
                 try:
                     result = attempt(target, config)
                 except errors.LitestreamError as error:
-                    last_error = error
+                    last_error = _detached(error)
                     failures.append(errors.error_summary(error))
                     if _counts_against_deployment(error):
                         self._health.failed(target.key)
@@ -813,7 +825,7 @@ class Router:
             failures.append(errors.error_summary(last_error))
         last_error.attempts = tuple(failures)
         last_error.channel = None
-        raise last_error.with_traceback(None)
+        raise last_error
 
     def _skippable(self, plan: _Plan, index: int) -> bool:
         """Return True when target ``index`` cools down and a later target does not."""
@@ -916,6 +928,7 @@ class Router:
                 try:
                     chunk, channel = alts(live, timeout=remaining)
                 except errors.LitestreamError as error:
+                    _detached(error)
                     channel, error.channel = error.channel, None
                     live.remove(channel)
                     last_error = error
@@ -941,7 +954,7 @@ class Router:
         if winner is None:
             assert last_error is not None
             last_error.attempts = tuple(failures)
-            raise last_error.with_traceback(None)
+            raise last_error
         target = targets[winner]
         self._health.succeeded(target.key)
         handle = RoutedStream("|".join(names), plans[0].buffer)
@@ -1008,7 +1021,7 @@ def _route(router: Router, plan: _Plan, job: _RouteJob) -> None:
     except _Cancelled:
         return
     except errors.LitestreamError as error:
-        job.state.close(error)
+        job.state.close(_detached(error))
         return
     except BaseException as error:  # a bug must still reach the caller
         logger.exception("the router thread failed")
