@@ -578,9 +578,10 @@ def error_from_body(
 
     JSON bodies go through :func:`extract_error`; HTML or plain-text bodies
     (proxies, load balancers) become a short excerpt via :func:`describe_body`.
+    A 402 (OpenRouter's "insufficient credits") is a QuotaExceededError.
     """
     message, provider_code = _error_text(body)
-    return error_for_status(
+    error = error_for_status(
         status_code,
         message,
         headers=headers,
@@ -588,6 +589,10 @@ def error_from_body(
         model=model,
         provider_code=provider_code,
     )
+    if status_code == 402:
+        # Payment Required: credits or billing, which no retry will fix.
+        error = retype_error(error, errors.QuotaExceededError)
+    return error
 
 
 def _error_text(body: str) -> tuple[str, Optional[str]]:
