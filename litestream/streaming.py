@@ -41,6 +41,7 @@ from litestream.types import (
 
 __all__ = [
     "ResponseBuilder",
+    "SSEEvents",
     "StreamFuture",
     "accumulate_stream",
     "collect_stream",
@@ -523,7 +524,37 @@ def _sse_error(error: BaseException) -> bytes:
     return b"event: error\ndata: " + data.encode("utf-8") + b"\n\n"
 
 
-def to_sse_stream(stream: Channel[Chunk], heartbeat: Optional[float] = 15.0) -> Iterator[bytes]:
+class SSEEvents(Iterator[bytes]):
+    """The iterator :func:`to_sse_stream` returns; ``close()`` closes the stream too.
+
+    A web server calls ``close()`` on a response iterable when the client
+    goes away or the response ends; the upstream stream is then closed at
+    once, also when no event was produced yet.
+    """
+
+    __slots__ = ("_events", "_stream")
+
+    def __init__(self, stream: Channel[Chunk], events: Iterator[bytes]) -> None:
+        self._stream = stream
+        self._events = events
+
+    def __iter__(self) -> SSEEvents:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop the events and close the stream; idempotent."""
+        try:
+            self._events.close()  # type: ignore[attr-defined]
+        finally:
+            self._stream.close()
+
+
+def to_sse_stream(
+    stream: Channel[Chunk], heartbeat: Optional[float] = 15.0, *, first: Optional[Chunk] = None
+) -> SSEEvents:
     """Re-emit a stream as OpenAI-compatible server-sent events, for a web response.
 
     Yields one ``data: {chunk JSON}`` event per chunk, then ``data: [DONE]``.
@@ -532,18 +563,32 @@ def to_sse_stream(stream: Channel[Chunk], heartbeat: Optional[float] = 15.0) -> 
     sends nothing for ``heartbeat`` seconds, a ``: keep-alive`` comment is
     yielded so proxies and browsers keep the connection open.
 
-    Closing the generator (the web server does so when the client goes away)
+    Closing the iterator (a WSGI server does so when the client goes away)
     closes ``stream`` at once, and with it the upstream request.
 
     Args:
         stream: a :class:`~litestream.Stream`, or any channel of chunks.
         heartbeat: seconds of upstream silence between keep-alive comments;
             ``None`` sends none.
+        first: a chunk already taken from ``stream`` (say, to make sure the
+            upstream answered before sending a 200), emitted first.
 
-    Yields:
-        Encoded SSE events, each ending with a blank line.
+    Returns:
+        An iterator of encoded SSE events, each ending with a blank line.
+
+    Example:
+        >>> return flask.Response(to_sse_stream(stream),  # doctest: +SKIP
+        ...                       content_type="text/event-stream")
     """
+    return SSEEvents(stream, _sse_events(stream, heartbeat, first))
+
+
+def _sse_events(
+    stream: Channel[Chunk], heartbeat: Optional[float], first: Optional[Chunk]
+) -> Iterator[bytes]:
     try:
+        if first is not None:
+            yield sse_chunk(first)
         while True:
             try:
                 chunk = _get_or_idle(stream, heartbeat)
