@@ -233,6 +233,7 @@ def run_chat(
     *,
     json_lines: bool = False,
     show_status: bool = False,
+    terminal: bool = False,
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
@@ -241,6 +242,21 @@ def run_chat(
     The call goes through a :class:`~litestream.router.Router`, so a
     transient failure before the first text is retried. Ctrl-C closes the
     stream (and so the connection) and returns 130.
+
+    Args:
+        target: the provider, model and config to call.
+        messages: the chat messages.
+        json_lines: write each chunk's OpenAI JSON on a line of its own
+            instead of the text.
+        show_status: end with the tokens/s status line on ``stderr``.
+        terminal: ``stdout`` is a terminal: end the text with a newline.
+            Otherwise the text is written exactly as it came.
+        stdout: where the answer goes.
+        stderr: where the status line and errors go.
+
+    Returns:
+        0, 1 for a provider or network error, 2 for a configuration error,
+        130 when interrupted.
     """
     deployments = router.Router()
     deployments.register("chat", target.provider, target.model, dict(target.config))
@@ -265,21 +281,25 @@ def run_chat(
         stderr.write(f"litestream chat: {errors.error_summary(error)}\n")
         return EXIT_USAGE
     except errors.LitestreamError as error:
-        stdout.write("\n" if meter.text and not json_lines else "")
-        stdout.flush()
+        _end_line(stdout, meter.text if terminal and not json_lines else "")
         stderr.write(f"litestream chat: {errors.error_summary(error)}\n")
         return EXIT_FAILURE
     finally:
         if stream is not None:
             stream.close()
     meter.finish()
-    if not json_lines and meter.text and not meter.text.endswith("\n"):
-        stdout.write("\n")
-        stdout.flush()
+    _end_line(stdout, meter.text if terminal and not json_lines else "")
     if show_status:
         stderr.write(f"[{target.label}] {meter.summary()} | first text after "
                      f"{meter.first_text_ms if meter.first_text_ms is not None else '-'}ms\n")
     return EXIT_OK
+
+
+def _end_line(stdout: TextIO, text: str) -> None:
+    """End the line ``text`` left open, so the prompt or the next message starts on its own."""
+    if text and not text.endswith("\n"):
+        stdout.write("\n")
+        stdout.flush()
 
 
 def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> ChatTarget:
@@ -301,9 +321,17 @@ def _chat_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
-    show_status = args.stats or sys.stdout.isatty()
-    return run_chat(target, _messages(prompt, args.system), json_lines=args.json,
-                    show_status=show_status, stdout=sys.stdout, stderr=sys.stderr)
+    terminal = sys.stdout.isatty()
+    try:
+        return run_chat(target, _messages(prompt, args.system), json_lines=args.json,
+                        show_status=args.stats or terminal, terminal=terminal,
+                        stdout=sys.stdout, stderr=sys.stderr)
+    except BrokenPipeError:
+        # Whoever read our output went away (``| head``); the stream is closed
+        # already. Point stdout at /dev/null so the exit flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
 
 
 # ---------------------------------------------------------------------------

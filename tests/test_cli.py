@@ -1,0 +1,268 @@
+"""The ``litestream`` command, run as a subprocess against FakeLLMServer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from litestream import cli
+from litestream.testing import FakeLLMServer
+
+ROOT = Path(__file__).resolve().parents[1]
+_TIMEOUT = 30
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any provider key or base URL, plus ``extra``."""
+    env = {
+        name: value for name, value in os.environ.items()
+        if not name.endswith(("_API_KEY", "_BASE_URL")) and name != "OLLAMA_HOST"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def openai_env(server: FakeLLMServer) -> dict[str, str]:
+    return clean_env(OPENAI_API_KEY="test", OPENAI_BASE_URL=server.api_base("openai"))
+
+
+def run(args: list[str], env: dict[str, str], stdin: Optional[str] = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "litestream", *args], input=stdin, env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=_TIMEOUT,
+    )
+
+
+# -- demo ---------------------------------------------------------------------
+
+
+def test_demo_runs_offline_and_shows_every_section():
+    result = run(["demo"], clean_env())
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for number, (title, _) in enumerate(__import__("litestream.demo").demo.SECTIONS, 1):
+        assert f"== {number}. {title} ==" in out
+    # 1. the streamed answer
+    assert "Channels carry each chunk from a reader thread to your loop" in out
+    # 2. metrics
+    assert "Tokens/sec:" in out and "Time:" in out
+    # 3. alts: one stream finishes, the stalled one times out and is closed
+    assert "fast: finished: 'The fast stream answers in full.'" in out
+    assert "stalled: timed out after 0.5 s" in out and "stream closed" in out
+    assert "server saw the stalled connection closed: True" in out
+    # 4. callbacks, then the 429 through on_error and error_summary
+    assert "on_complete: finish_reason=stop, total tokens=20" in out
+    assert "on_error: RateLimitError: openai/gpt-4o-mini HTTP 429" in out
+    assert "(retry after 2.0s)" in out
+    # 5. collect_stream
+    assert "content: 'Let me check the weather.'" in out
+    assert 'tool call: get_weather({"city": "Paris"})' in out
+    assert "usage: 20 prompt + 15 completion = 35 tokens" in out
+    assert result.stderr == ""
+
+
+# -- chat ---------------------------------------------------------------------
+
+
+def test_chat_writes_exactly_the_upstream_text_to_stdout():
+    text = "Streams are channels; chunks arrive in order, one by one."
+    with FakeLLMServer() as server:
+        server.script(text=text, chunks=7)
+        result = run(["chat", "Tell me about streams"], openai_env(server))
+        request = server.last_request
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == text
+    assert result.stderr == ""  # stdout is not a terminal: no status line
+    assert request.json["messages"] == [{"role": "user", "content": "Tell me about streams"}]
+    assert request.json["model"] == "gpt-4o-mini"
+
+
+def test_chat_reads_the_prompt_from_stdin_and_sends_the_system_message():
+    with FakeLLMServer() as server:
+        server.script(text="Bonjour.")
+        result = run(["chat", "-m", "openai/gpt-4o", "--system", "Answer in French."],
+                     openai_env(server), stdin="Say hello\n")
+        request = server.last_request
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Bonjour."
+    assert request.json["model"] == "gpt-4o"
+    assert request.json["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Say hello\n"},
+    ]
+
+
+def test_chat_stats_prints_a_tokens_per_second_line_on_stderr():
+    with FakeLLMServer() as server:
+        server.script(text="one two three four")
+        result = run(["chat", "--stats", "count"], openai_env(server))
+
+    assert result.returncode == 0
+    assert result.stdout == "one two three four"
+    assert "[openai/gpt-4o-mini] Tokens: " in result.stderr
+    assert "Tokens/sec:" in result.stderr
+
+
+def test_chat_json_prints_one_openai_chunk_per_line():
+    text = "JSON lines, one chunk each."
+    with FakeLLMServer() as server:
+        server.script(text=text, chunks=4)
+        result = run(["chat", "--json", "hi"], openai_env(server))
+
+    assert result.returncode == 0, result.stderr
+    chunks = [json.loads(line) for line in result.stdout.splitlines()]
+    assert chunks and all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    content = "".join(
+        choice["delta"].get("content") or "" for chunk in chunks for choice in chunk["choices"]
+    )
+    assert content == text
+    assert chunks[-1]["usage"]["completion_tokens"] == 4
+
+
+def test_chat_speaks_each_provider_through_its_base_url_variable():
+    with FakeLLMServer() as server:
+        server.script(text="Hello from the Anthropic wire format.")
+        env = clean_env(ANTHROPIC_API_KEY="test", ANTHROPIC_BASE_URL=server.api_base("anthropic"))
+        result = run(["chat", "-m", "anthropic", "hi"], env)
+        path = server.last_request.path
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello from the Anthropic wire format."
+    assert path.endswith("/v1/messages")
+
+
+def test_chat_exits_1_with_the_error_summary_on_a_401():
+    with FakeLLMServer() as server:
+        server.script(error_status=401)
+        result = run(["chat", "hi"], openai_env(server))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "AuthenticationError: openai/gpt-4o-mini HTTP 401" in result.stderr
+    assert "test" not in result.stderr.split("HTTP 401", 1)[1]  # the key is never shown
+
+
+@pytest.mark.parametrize("args", [
+    ["chat", "--no-such-option", "hi"],
+    ["chat", "-m", "no-such-provider/model", "hi"],
+    ["frobnicate"],
+    [],
+])
+def test_usage_errors_exit_2(args):
+    result = run(args, clean_env(OPENAI_API_KEY="test"))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr
+
+
+def test_chat_with_an_empty_prompt_is_a_usage_error():
+    result = run(["chat"], clean_env(OPENAI_API_KEY="test"), stdin="  \n")
+
+    assert result.returncode == 2
+    assert "no prompt" in result.stderr
+
+
+def test_chat_without_a_key_names_the_variables_and_suggests_the_demo():
+    result = run(["chat", "hi"], clean_env())
+
+    assert result.returncode == 2
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
+                     "MISTRAL_API_KEY", "OPENROUTER_API_KEY", "OLLAMA_HOST"):
+        assert variable in result.stderr
+    assert "litestream demo" in result.stderr
+
+
+def test_chat_for_a_provider_without_its_key_names_that_variable():
+    result = run(["chat", "-m", "mistral", "hi"], clean_env(OPENAI_API_KEY="test"))
+
+    assert result.returncode == 2
+    assert "MISTRAL_API_KEY" in result.stderr
+    assert "litestream demo" in result.stderr
+
+
+def test_ctrl_c_closes_the_stream_and_exits_130():
+    with FakeLLMServer() as server:
+        server.script(text="first words and then a very long silence", stall_after=2)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "litestream", "chat", "hi"], env=openai_env(server),
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            bufsize=0,  # read(1) takes one byte; communicate() gets the rest
+        )
+        try:
+            first = process.stdout.read(1)  # the answer has started: the stream is open
+            process.send_signal(signal.SIGINT)
+            rest, stderr = process.communicate(timeout=_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        disconnected = server.wait_for_disconnect(5)
+
+    assert first == b"f"
+    assert process.returncode == 130, stderr
+    assert (first + rest).decode().startswith("first")
+    assert b"interrupted" in stderr
+    assert disconnected
+
+
+# -- providers ----------------------------------------------------------------
+
+
+def test_providers_lists_every_provider_with_key_state_model_and_url():
+    result = run(["providers"], clean_env(OPENAI_API_KEY="test",
+                                          MISTRAL_BASE_URL="http://127.0.0.1:9/v1"))
+
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["PROVIDER", "API", "KEY", "DEFAULT", "MODEL", "BASE", "URL"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"openai", "anthropic", "gemini", "mistral", "openrouter", "ollama"}
+    assert "OPENAI_API_KEY set" in rows["openai"]
+    assert "ANTHROPIC_API_KEY not set" in rows["anthropic"]
+    assert "http://127.0.0.1:9/v1" in rows["mistral"]
+    assert "gpt-4o-mini" in rows["openai"] and "https://api.openai.com/v1" in rows["openai"]
+    assert "not needed" in rows["ollama"]
+
+
+# -- in-process pieces ---------------------------------------------------------
+
+
+def test_main_returns_exit_codes_instead_of_exiting(capsys):
+    assert cli.main(["--help"]) == 0
+    assert cli.main(["chat", "--bogus"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_resolve_chat_target_picks_the_first_provider_with_a_key():
+    env = {"MISTRAL_API_KEY": "m", "OPENROUTER_API_KEY": "o"}
+
+    assert cli.resolve_chat_target(None, env) == cli.ChatTarget("mistral", "mistral-small-latest")
+    assert cli.resolve_chat_target("openrouter/openai/gpt-4o", env) == cli.ChatTarget(
+        "openrouter", "openai/gpt-4o")
+    assert cli.resolve_chat_target("ollama", {}) == cli.ChatTarget("ollama", "llama3.2")
+    with pytest.raises(cli.UsageError, match="OPENAI_API_KEY"):
+        cli.resolve_chat_target(None, {})
+
+
+def test_stream_meter_estimates_tokens_of_the_whole_text():
+    meter = cli.StreamMeter()
+    for piece in ("Hel", "lo, wor", "ld!", None, ""):
+        meter.add(piece)
+    meter.finish()
+
+    assert meter.text == "Hello, world!"
+    assert meter.tokens == 4
+    assert meter.summary().startswith("Tokens: 4 | Time: ")
