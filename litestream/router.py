@@ -700,12 +700,15 @@ class Router:
             known = sorted(self._deployments)
         if deployment is not None:
             return deployment
-        provider_name = name.split("/", 1)[0] if isinstance(name, str) else None
-        if provider_name in PROVIDERS:
-            # A provider name or "provider/model" works without registering.
-            provider, _, model = name.partition("/")
+        # A provider name or "provider/model" works without registering.
+        provider_name, _, model = str(name).partition("/")
+        try:
+            provider = get_provider(provider_name)
+        except errors.ConfigurationError:
+            pass
+        else:
             return _Deployment(
-                name=name, provider=provider, model=model or get_provider(provider).default_model,
+                name=name, provider=provider.name, model=model or provider.default_model,
                 config={}, fallbacks=(), max_retries=DEFAULT_MAX_RETRIES,
             )
         raise errors.ConfigurationError(

@@ -523,3 +523,18 @@ def test_chat_sends_the_system_prompt(default_router_cleared, server):
     assert router.chat("fast", "Hello", system="Answer in French") == "Bonjour"
     assert server.last_request.json["messages"][0] == {
         "role": "system", "content": "Answer in French"}
+
+
+def test_backoff_is_full_jitter_below_a_doubling_cap_and_honours_retry_after(fresh_router):
+    routes = Router(backoff_base=0.5, backoff_cap=2.0)
+    routes.register("a", provider="openai", model="m", api_key="k-0000", max_retries=10)
+    plan = routes._plan("a", None, {"messages": MESSAGES})
+    overloaded = errors.ProviderError("busy")
+    for retry, bound in [(0, 0.5), (1, 1.0), (2, 2.0), (5, 2.0)]:
+        delays = [routes._retry_delay(plan, 0, retry, overloaded) for _ in range(200)]
+        assert all(0 <= d <= bound for d in delays)
+        assert max(delays) > bound / 2  # spread over the range, not fixed
+    limited = errors.RateLimitError("slow down", retry_after=3.0)
+    assert routes._retry_delay(plan, 0, 0, limited) >= 3.0
+    assert routes._retry_delay(plan, 0, 10, overloaded) is None  # retries spent
+    assert routes._retry_delay(plan, 0, 0, errors.InvalidRequestError("bad")) is None
