@@ -435,7 +435,8 @@ def alts(
     if not ops:
         raise ValueError("alts needs at least one channel")
     deadline = None if timeout is None else time.monotonic() + timeout
-    done, result = _attempt(ops if priority else random.sample(ops, len(ops)))
+    candidates = ops if priority else random.sample(ops, len(ops))
+    done, result = _attempt(candidates)
     if done:
         return result
     if default is not _UNSET:
@@ -450,8 +451,8 @@ def alts(
     for state in states:
         state.watchers.add(watcher)
     try:
-        # Look once more: a value put before the watcher was added is not missed.
-        candidates = ops if priority else random.sample(ops, len(ops))
+        # Look once more (in the same order): a value put before the watcher
+        # was added is not missed.
         while True:
             done, result = _attempt(candidates)
             if done:
