@@ -375,6 +375,8 @@ class FakeLLMServer:
                 is not JSON, then the rest of the stream.
             keepalives: send this many keepalive comments before the first
                 event (OpenRouter's ``: OPENROUTER PROCESSING``; none for Ollama).
+                Real Gemini never sends comments and google-genai rejects them,
+                but an SSE client such as litestream must skip them.
             omit_done: leave out the terminator (``data: [DONE]``, Anthropic's
                 ``message_stop``, Ollama's ``done`` line; Gemini has none).
             events_after_done: send one more content event after the terminator.
@@ -513,7 +515,7 @@ class FakeLLMServer:
             _Handler(connection.sock, connection.sock.getpeername(), _Context(self, connection))
         except OSError:
             self._note_client_closed(connection)
-        except Exception as error:  # noqa: BLE001 - kept for `errors`, never lost silently
+        except Exception as error:  # kept for `errors`, never lost silently
             with self._condition:
                 self._errors.append(error)
         finally:
@@ -600,7 +602,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Context  # type: ignore[assignment]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: tests read `requests`, not logs."""
 
     def handle_one_request(self) -> None:
@@ -716,11 +718,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- requests -------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         """Answer the model-list paths; 404 elsewhere."""
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         """Answer a chat request with the next queued reply."""
         self._serve("POST")
 
