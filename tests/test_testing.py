@@ -342,6 +342,26 @@ def test_ollama_stream_is_ndjson_ending_with_a_done_line(server):
     assert (lines[-1]["prompt_eval_count"], lines[-1]["eval_count"]) == (6, 2)
 
 
+REASONING_FIELDS = {
+    "openai": lambda data: data["choices"][0]["delta"].get("reasoning_content"),
+    "openrouter": lambda data: data["choices"][0]["delta"].get("reasoning"),
+    "gemini": lambda data: "".join(p["text"] for p in data["candidates"][0]["content"]["parts"]
+                                   if p.get("thought")),
+    "ollama": lambda data: data["message"].get("thinking"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(REASONING_FIELDS))
+def test_reasoning_streams_before_the_text_in_the_provider_field(server, provider):
+    server.script(text="Answer", reasoning="Think first")
+    events = parse_events(provider, post(server, provider).content)
+    field = REASONING_FIELDS[provider]
+    reasoning = [field(data) for _, data in events
+                 if isinstance(data, dict) and data.get("choices", True) and field(data)]
+    assert "".join(reasoning) == "Think first"
+    assert content_of(provider, events) == "Answer"
+
+
 @pytest.mark.parametrize("provider,field", [
     ("openai", ("choices", 0, "message", "content")),
     ("anthropic", ("content", 0, "text")),
