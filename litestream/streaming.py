@@ -46,6 +46,7 @@ __all__ = [
     "accumulate_stream",
     "collect_stream",
     "consume_stream_with_callbacks",
+    "drop_traceback",
     "error_body",
     "extract_content",
     "extract_finish_reason",
@@ -70,6 +71,19 @@ def _get_or_idle(channel: Channel[Chunk], timeout: Optional[float]) -> Any:
         if isinstance(error, LitestreamError):
             raise
         return _IDLE
+
+
+def drop_traceback(error: BaseException) -> BaseException:
+    """Forget ``error``'s traceback once it has been handled; return it.
+
+    A stream error's traceback holds the reader thread's frames (and with
+    them its HTTP response) and the frame that raised it from the channel,
+    which refers back to the error: a reference cycle that keeps the
+    upstream socket open until the garbage collector runs. An error that is
+    reported rather than re-raised needs no traceback.
+    """
+    error.__traceback__ = None
+    return error
 
 
 def extract_finish_reason(chunk: Optional[Chunk]) -> Optional[str]:
@@ -593,7 +607,7 @@ def _sse_events(
             try:
                 chunk = _get_or_idle(stream, heartbeat)
             except Exception as error:
-                yield _sse_error(error)
+                yield _sse_error(drop_traceback(error))
                 return
             if chunk is _IDLE:
                 yield _KEEP_ALIVE

@@ -8,11 +8,14 @@ them. What is common to every framework lives here:
 * :func:`error_status` -- the HTTP status that suits a litestream error.
 * :func:`proxy_chat_completion` -- answer an OpenAI ``POST /v1/chat/completions``
   body through any provider, as a framework-neutral :class:`ProxyReply`.
+* :func:`upstream_from_env` -- a web app's upstream provider, model and config
+  from ``LITESTREAM_*`` environment variables.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterator, Mapping, Optional, Union
 
 import attrs
@@ -20,8 +23,8 @@ import attrs
 from litestream import errors
 from litestream.channels import Channel
 from litestream.core import completion
-from litestream.providers import PROVIDERS
-from litestream.streaming import error_body, to_sse_stream
+from litestream.providers import PROVIDERS, get_provider
+from litestream.streaming import drop_traceback, error_body, to_sse_stream
 from litestream.types import Chunk, Response
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "proxy_chat_completion",
     "resolve_model",
     "sse_reply",
+    "Upstream",
+    "upstream_from_env",
 ]
 
 SSE_CONTENT_TYPE = "text/event-stream"
@@ -189,4 +194,60 @@ def proxy_chat_completion(
             raise
         return sse_reply(result, heartbeat, first=first)
     except Exception as error:
-        return error_reply(error)
+        return error_reply(drop_traceback(error))
+
+
+@attrs.frozen
+class Upstream:
+    """Where a web app sends its completions: a provider, a model and the call's config."""
+
+    provider: str
+    model: str
+    config: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def completion(self, messages: list[dict[str, Any]], **request: Any) -> Any:
+        """Call :func:`~litestream.completion` upstream with these messages and request keys."""
+        return completion(
+            self.provider, self.model, {"messages": messages, **request}, dict(self.config)
+        )
+
+    def ask(self, question: str, heartbeat: Optional[float] = 15.0) -> ProxyReply:
+        """Stream the answer to one user question as SSE, or reply with the error.
+
+        An empty question or a call that fails before any I/O gives a JSON
+        error reply (400); a failure later in the stream is an ``error`` event.
+        """
+        try:
+            if not question.strip():
+                raise errors.ConfigurationError("ask a question: ?question=...")
+            stream = self.completion([{"role": "user", "content": question}], stream=True)
+        except errors.LitestreamError as error:
+            return error_reply(drop_traceback(error))
+        return sse_reply(stream, heartbeat)
+
+
+def upstream_from_env(environ: Optional[Mapping[str, str]] = None) -> Upstream:
+    """Read a web app's upstream from the environment.
+
+    ``LITESTREAM_PROVIDER`` (default ``openai``), ``LITESTREAM_MODEL``
+    (default ``gpt-4o-mini``), ``LITESTREAM_API_BASE`` and
+    ``LITESTREAM_API_KEY``; without the last, the provider's own variable
+    (``OPENAI_API_KEY``...) is used. When only ``LITESTREAM_API_BASE`` is
+    set (a local server such as FakeLLMServer or llama.cpp), a placeholder
+    key is sent.
+    """
+    env = os.environ if environ is None else environ
+    provider = env.get("LITESTREAM_PROVIDER") or "openai"
+    model = env.get("LITESTREAM_MODEL") or "gpt-4o-mini"
+    config: dict[str, Any] = {}
+    api_base = env.get("LITESTREAM_API_BASE")
+    if api_base:
+        config["api_base"] = api_base
+    api_key = env.get("LITESTREAM_API_KEY")
+    if api_key:
+        config["api_key"] = api_key
+    elif api_base:
+        variable = get_provider(provider).env_var
+        if not (variable and env.get(variable)):
+            config["api_key"] = "no-key-needed"
+    return Upstream(provider, model, config)

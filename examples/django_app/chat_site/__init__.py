@@ -1,0 +1,1 @@
+"""A minimal single-settings Django site that streams chat answers with litestream."""
