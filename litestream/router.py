@@ -1140,7 +1140,8 @@ def _delegate(method: Callable[Concatenate[Router, P], R]) -> Callable[P, R]:
         parameters=list(signature.parameters.values())[1:]
     )
     function.__doc__ = (
-        f"{method.__doc__}\n\n    Works on the default router (:func:`default_router`)."
+        f"{inspect.cleandoc(method.__doc__ or '')}\n\n"
+        "Works on the default router (:func:`default_router`)."
     )
     return function
 
