@@ -20,11 +20,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from litestream import errors
 from litestream.providers import _messages
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
+from litestream.providers._wire import (
     as_dict,
     as_int,
     as_list,
@@ -35,6 +31,12 @@ from litestream.providers.base import (
     join_url,
     load_error_json,
     retype_error,
+)
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
 )
 from litestream.types import (
     Chunk,

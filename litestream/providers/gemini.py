@@ -23,11 +23,7 @@ from urllib.parse import quote
 
 from litestream import errors
 from litestream.providers import _messages
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
+from litestream.providers._wire import (
     as_dict,
     as_int,
     as_list,
@@ -37,6 +33,12 @@ from litestream.providers.base import (
     in_band_error,
     join_url,
     retype_error,
+)
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
 )
 from litestream.types import (
     Chunk,
@@ -99,11 +101,7 @@ def normalize_finish_reason(reason: Optional[str], called_functions: bool = Fals
 
 
 class GeminiProvider(Provider):
-    """Gemini models through the Gemini Developer API.
-
-    Attributes:
-        env_var_aliases: other variables that may hold the key (``GOOGLE_API_KEY``).
-    """
+    """Gemini models through the Gemini Developer API (key also read from ``GOOGLE_API_KEY``)."""
 
     name = "gemini"
     default_api_base = "https://generativelanguage.googleapis.com"

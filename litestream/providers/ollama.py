@@ -20,11 +20,7 @@ from typing import Any, Mapping, Optional
 
 from litestream import errors
 from litestream.providers import _messages
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
+from litestream.providers._wire import (
     as_dict,
     as_int,
     as_list,
@@ -32,6 +28,12 @@ from litestream.providers.base import (
     attribute_errors,
     error_from_body,
     join_url,
+)
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
 )
 from litestream.types import (
     Chunk,
@@ -273,7 +275,10 @@ def _timestamp(value: Any) -> Optional[int]:
         return None
     zone = match.group(2) or "Z"
     text = match.group(1) + ("+00:00" if zone == "Z" else zone)
-    return int(datetime.datetime.fromisoformat(text).timestamp())
+    try:
+        return int(datetime.datetime.fromisoformat(text).timestamp())
+    except (ValueError, OverflowError, OSError):
+        return None  # an impossible date: the time is cosmetic, so do without
 
 
 def _stream_error(data: Mapping[str, Any]) -> errors.LitestreamError:

@@ -16,11 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
 from litestream.providers import _messages
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
+from litestream.providers._wire import (
     as_dict,
     as_int,
     as_list,
@@ -30,6 +26,12 @@ from litestream.providers.base import (
     in_band_error,
     join_url,
     load_error_json,
+)
+from litestream.providers.base import (
+    Event,
+    HTTPRequest,
+    Provider,
+    StreamParser,
 )
 from litestream.types import (
     Choice,
