@@ -431,7 +431,11 @@ class _Reader:
                 return True
             chunks = self._parse(parser, decoder.feed(data))
             if chunks:
-                self._content_arrived()
+                # Only content moves the deadlines: a provider that sends its
+                # role chunk or message_start at once and then stalls has not
+                # produced a first chunk.
+                if any(chunk.has_content for chunk in chunks):
+                    self._content_arrived()
                 if not state.put_many(chunks):
                     return False
             if parser.done:

@@ -195,6 +195,18 @@ class Chunk:
         """The first choice's finish reason, or ``None``."""
         return self.choices[0].finish_reason if self.choices else None
 
+    @property
+    def has_content(self) -> bool:
+        """True when some choice carries text, reasoning or tool-call fragments.
+
+        Role-only, finish-only and usage-only chunks are metadata: they do
+        not count as content for the first-chunk and idle deadlines.
+        """
+        return any(
+            choice.delta.content or choice.delta.reasoning or choice.delta.tool_calls
+            for choice in self.choices
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Return OpenAI's ``chat.completion.chunk`` JSON object."""
         data: dict[str, Any] = {
