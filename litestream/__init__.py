@@ -23,6 +23,7 @@ from litestream.errors import (
 )
 from litestream.router import Router, quick_setup
 from litestream.streaming import (
+    ResponseBuilder,
     accumulate_stream,
     collect_stream,
     consume_stream_with_callbacks,
@@ -54,6 +55,7 @@ __all__ = [
     "LitestreamError",
     "Message",
     "Response",
+    "ResponseBuilder",
     "ResponseChoice",
     "Router",
     "Stream",
