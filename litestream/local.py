@@ -271,17 +271,19 @@ class LocalModelServer:
         attempts = 1 if self._requested_port else _PORT_ATTEMPTS
         for attempt in range(attempts):
             port = self._requested_port or _free_port(self._host)
-            self._launch(model_path, port)
             try:
+                self._launch(model_path, port)
                 self._wait_until_ready()
                 return self
             except errors.LitestreamError:
                 # Another process may have taken the free port between our
                 # probe and the server's bind; try another one.
                 address_taken = "address already in use" in _log_tail(self.log_path).lower()
+                self.stop()
                 if attempt + 1 < attempts and address_taken:
-                    self.stop()
                     continue
+                raise
+            except BaseException:  # Ctrl-C while waiting: leave no server behind
                 self.stop()
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
