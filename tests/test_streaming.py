@@ -502,3 +502,16 @@ def test_collect_stream_matches_every_recorded_transcript(transcript: Path) -> N
     assert [(c.id, c.name, json.loads(c.arguments)) for c in response.tool_calls] == [
         (c["id"], c["name"], json.loads(c["arguments"])) for c in expected["tool_calls"]]
     assert response.provider == provider
+
+
+def test_closing_unstarted_sse_events_closes_the_stream() -> None:
+    channel: Channel[Chunk] = Channel()
+    to_sse_stream(channel, first=chunk("a")).close()
+    assert channel.closed
+
+
+def test_to_sse_stream_emits_a_first_chunk_taken_earlier() -> None:
+    raw = b"".join(to_sse_stream(filled(chunk("b")), first=chunk("a")))
+    contents = [json.loads(data)["choices"][0]["delta"]["content"]
+                for _, data in parse_sse(raw)[:-1]]
+    assert contents == ["a", "b"]
