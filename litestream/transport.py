@@ -109,6 +109,15 @@ class _Adapter(requests.adapters.HTTPAdapter):
             "http": _HTTPConnectionPool,
             "https": _HTTPSConnectionPool,
         }
+        # urllib3 2 closes a dropped pool's idle connections only when the pool
+        # is garbage-collected, and a response object kept anywhere (in an
+        # error's traceback, say) keeps it alive: close pools when they are
+        # dropped, so close_idle_connections() really closes the sockets.
+        self.poolmanager.pools.dispose_func = _close_pool
+
+
+def _close_pool(pool: urllib3.connectionpool.HTTPConnectionPool) -> None:
+    pool.close()
 
 
 _session: Optional[requests.Session] = None
