@@ -68,13 +68,16 @@ class StreamParser:
     finish reason); the transport stops reading then. ``finish`` is called
     at the end of the body and returns any last chunks; it raises
     :class:`~litestream.errors.StreamConnectionError` when the body ended
-    before the provider's terminal event.
+    before the provider's terminal event, unless a finish reason had already
+    arrived (``saw_finish``): then nothing was lost, only the terminator
+    (llama.cpp and some proxies leave out ``[DONE]``).
     """
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
         self.model = model
         self.done = False
+        self.saw_finish = False
         # Identity of the response, filled in from the wire as it arrives;
         # ``make_chunk`` stamps every chunk with it.
         self.response_id: Optional[str] = None
@@ -87,7 +90,7 @@ class StreamParser:
 
     def finish(self) -> list[Chunk]:
         """Return last chunks at end of body; raise when the stream was cut short."""
-        if not self.done:
+        if not self.done and not self.saw_finish:
             raise errors.StreamConnectionError(
                 "the stream ended before the provider's final event",
                 provider=self.provider,
@@ -132,7 +135,12 @@ class StreamParser:
         return self.make_chunk_of(choices, usage)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
-        """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`."""
+        """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`.
+
+        A choice with a finish reason sets ``saw_finish``.
+        """
+        if any(choice.finish_reason is not None for choice in choices):
+            self.saw_finish = True
         return Chunk(
             id=self.response_id,
             model=self.response_model or self.model,

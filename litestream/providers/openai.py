@@ -216,7 +216,6 @@ class OpenAIStreamParser(StreamParser):
 
     def __init__(self, provider: str, model: str) -> None:
         super().__init__(provider, model)
-        self.saw_finish = False
         self._finished: set[int] = set()
         self._roles_sent: set[int] = set()
         self._tool_indexers: dict[int, _ToolCallIndexer] = {}
@@ -236,12 +235,6 @@ class OpenAIStreamParser(StreamParser):
                 )
             payload = as_dict(self.load_json(data), "stream event")
             return self.translate(payload)
-
-    def finish(self) -> list[Chunk]:
-        """Accept a body that ended after a finish reason even without ``[DONE]``."""
-        if self.saw_finish:
-            self.done = True
-        return super().finish()
 
     def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""
@@ -306,7 +299,6 @@ class OpenAIStreamParser(StreamParser):
         if normalized is None or index in self._finished:
             return None
         self._finished.add(index)
-        self.saw_finish = True
         return normalized
 
     def _tool_call_deltas(self, index: int, delta: Mapping[str, Any]) -> list[ToolCallDelta]:

@@ -468,3 +468,16 @@ def test_401_is_authentication_error_with_message():
     )
     assert isinstance(error, errors.AuthenticationError)
     assert error.message == "invalid x-api-key"
+
+
+def test_stream_ending_after_stop_reason_without_message_stop_finishes_cleanly(replay):
+    result = replay(
+        PROVIDER,
+        [
+            MESSAGE_START,
+            sse("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
+            sse("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 2}),
+        ],
+    )
+    assert result.error is None
+    assert result.finish_reason == "stop"
