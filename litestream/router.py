@@ -279,16 +279,8 @@ def _counts_against_deployment(error: errors.LitestreamError) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Chunks
+# Attempt streams
 # ---------------------------------------------------------------------------
-
-
-def _has_content(chunk: Chunk) -> bool:
-    """Return True when the chunk carries text, tool calls or reasoning, not only metadata."""
-    return any(
-        choice.delta.content or choice.delta.tool_calls or choice.delta.reasoning
-        for choice in chunk.choices
-    )
 
 
 def _detached(error: errors.LitestreamError) -> errors.LitestreamError:
@@ -948,7 +940,7 @@ class Router:
                     break
                 if chunk is not None:
                     held[channel].append(chunk)
-                if chunk is None or _has_content(chunk):
+                if chunk is None or chunk.has_content:
                     winner = channel
         finally:
             for stream in targets:
@@ -1013,7 +1005,7 @@ def _route(router: Router, plan: _Plan, job: _RouteJob) -> None:
                         raise _Cancelled()
                     return stream, held  # a complete answer without content
                 held.append(chunk)
-                if _has_content(chunk):
+                if chunk.has_content:
                     return stream, held
         except BaseException:
             job.release(stream)

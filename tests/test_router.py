@@ -538,3 +538,13 @@ def test_backoff_is_full_jitter_below_a_doubling_cap_and_honours_retry_after(fre
     assert routes._retry_delay(plan, 0, 0, limited) >= 3.0
     assert routes._retry_delay(plan, 0, 10, overloaded) is None  # retries spent
     assert routes._retry_delay(plan, 0, 0, errors.InvalidRequestError("bad")) is None
+
+
+def test_first_chunk_timeout_is_retried_and_the_stalled_attempt_closed(fresh_router, server):
+    register_fake(fresh_router, "fast", server, first_chunk_timeout=0.3)
+    server.script(text="never", stall_after=0)
+    server.script(text="second try")
+    stream = fresh_router.completion("fast", messages=MESSAGES, stream=True)
+    assert text_of(stream) == "second try"
+    assert "FirstChunkTimeout" in stream.attempts[0]
+    assert len(server.requests) == 2
