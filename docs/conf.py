@@ -1,0 +1,106 @@
+"""Sphinx configuration for the litestream documentation.
+
+Build the site (warnings are errors)::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+
+Run every ``>>>`` example of the guide against a FakeLLMServer::
+
+    sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))
+
+import litestream  # noqa: E402
+
+project = "litestream"
+author = "the litestream authors"
+copyright = "2026, the litestream authors"
+release = version = litestream.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+exclude_patterns = ["_build"]
+root_doc = "index"
+
+html_theme = "furo"
+html_title = f"litestream {release}"
+
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+# No network at build time: intersphinx targets resolve only from a local cache.
+intersphinx_mapping: dict[str, tuple[str, object]] = {}
+
+# Every page with doctests talks to its own FakeLLMServer: the provider keys and
+# base URLs point at it, so the examples read like real code. Each example
+# scripts the reply it gets in a hidden block just before it.
+doctest_global_setup = """
+import os as _os
+
+import litestream as ls
+from litestream.testing import FakeLLMServer
+
+# The API pages' docstring examples use their module's names unqualified.
+from litestream.router import *
+from litestream.streaming import *
+from litestream.channels import *
+from litestream.types import *
+from litestream.errors import *
+from litestream.tokens import *
+from litestream.cli import StreamMeter
+from litestream.core import *
+
+server = FakeLLMServer().start()
+_saved_environ = dict(_os.environ)
+for _provider, _variable in [("openai", "OPENAI"), ("anthropic", "ANTHROPIC"),
+                             ("gemini", "GEMINI"), ("mistral", "MISTRAL"),
+                             ("openrouter", "OPENROUTER")]:
+    _os.environ[_variable + "_API_KEY"] = "sk-docs-" + _provider
+    _os.environ[_variable + "_BASE_URL"] = server.api_base(_provider)
+_os.environ["OLLAMA_HOST"] = server.api_base("ollama")
+"""
+
+doctest_global_cleanup = """
+ls.router.clear()
+server.stop()
+_os.environ.clear()
+_os.environ.update(_saved_environ)
+"""
+
+#: Pages other engineers write; each joins the table of contents once it exists.
+OPTIONAL_PAGES = ("local_models", "reliability")
+_OPTIONAL_MARKER = "% optional pages"
+
+
+def _add_optional_pages(app: object, docname: str, source: list[str]) -> None:
+    """Replace the marker line of the index's toctree with the optional pages that exist."""
+    if docname != root_doc:
+        return
+    present = [page for page in OPTIONAL_PAGES if (DOCS / f"{page}.md").exists()]
+    source[0] = source[0].replace(_OPTIONAL_MARKER, "\n".join(present))
+
+
+def setup(app: object) -> None:
+    """Register the hook that lists the optional pages."""
+    app.connect("source-read", _add_optional_pages)  # type: ignore[attr-defined]
