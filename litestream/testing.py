@@ -23,18 +23,20 @@ server answers with a short default text. Every request is recorded.
 
 Example::
 
+    import litestream
     from litestream.testing import FakeLLMServer
 
     with FakeLLMServer() as server:
-        server.script(text="Hello there", chunks=2, usage={"prompt_tokens": 5,
-                                                           "completion_tokens": 2})
+        server.script(text="Hello there", chunks=2,
+                      usage={"prompt_tokens": 5, "completion_tokens": 2})
         server.script(error_status=429, retry_after=3)
         stream = litestream.completion(
             "anthropic", "claude-3-5-haiku-latest",
             messages=[{"role": "user", "content": "Hi"}], stream=True,
             api_key="test", api_base=server.api_base("anthropic"))
-        assert "".join(c.content or "" for c in stream) == "Hello there"
+        assert "".join(chunk.content or "" for chunk in stream) == "Hello there"
         assert server.last_request.json["model"] == "claude-3-5-haiku-latest"
+        # The next request gets the queued 429, with its Retry-After header.
 """
 
 from __future__ import annotations
