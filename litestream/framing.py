@@ -10,7 +10,7 @@ before memory grows further.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 from sseclient import SSEClient
 
@@ -40,7 +40,12 @@ class _LineBuffer:
         self._scanned = 0
         self._carriage_return = False
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> tuple[list[bytes], Optional[ProtocolError]]:
+        """Return the blocks completed by ``data``, and the error if the rest grew too big.
+
+        The error is returned, not raised, so the blocks before it can be
+        delivered first.
+        """
         if self._carriage_return:
             data = b"\r" + data
             self._carriage_return = False
@@ -65,15 +70,16 @@ class _LineBuffer:
         if position:
             del buffer[:position]
         self._scanned = len(buffer)
+        overflow = None
         if len(buffer) > self._max_event_size:
             size = len(buffer)
             buffer.clear()
             self._scanned = 0
-            raise ProtocolError(
+            overflow = ProtocolError(
                 f"a stream event exceeded the maximum event size of "
                 f"{self._max_event_size} bytes ({size} bytes and counting)"
             )
-        return blocks
+        return blocks, overflow
 
     def close(self) -> Optional[bytes]:
         """Return the unterminated rest, if any."""
@@ -95,13 +101,23 @@ class SSEDecoder:
         self._lines = _LineBuffer(b"\n\n", max_event_size)
 
     def feed(self, data: bytes) -> list[Event]:
-        """Return the events completed by ``data``."""
-        events = []
-        for block in self._lines.feed(data):
+        """Return the events completed by ``data``; raise ProtocolError for bad data."""
+        return list(self.iter_feed(data))
+
+    def iter_feed(self, data: bytes) -> Iterator[Event]:
+        """Yield the events completed by ``data``, then raise for bad data after them.
+
+        Unlike :meth:`feed`, the events that precede a malformed one in the
+        same read are yielded before the ProtocolError, so that a reader can
+        deliver them first.
+        """
+        blocks, overflow = self._lines.feed(data)
+        for block in blocks:
             event = self._parse(block)
             if event is not None:
-                events.append(event)
-        return events
+                yield event
+        if overflow is not None:
+            raise overflow
 
     def close(self) -> list[Event]:
         """Return the last event when the body ended without its blank line."""
@@ -140,8 +156,17 @@ class NDJSONDecoder:
         self._lines = _LineBuffer(b"\n", max_event_size)
 
     def feed(self, data: bytes) -> list[Event]:
-        """Return the lines completed by ``data`` as events."""
-        return [Event(_decode(line)) for line in self._lines.feed(data) if line.strip()]
+        """Return the lines completed by ``data`` as events; raise ProtocolError for bad data."""
+        return list(self.iter_feed(data))
+
+    def iter_feed(self, data: bytes) -> Iterator[Event]:
+        """Yield the lines completed by ``data`` as events, then raise for bad data after them."""
+        lines, overflow = self._lines.feed(data)
+        for line in lines:
+            if line.strip():
+                yield Event(_decode(line))
+        if overflow is not None:
+            raise overflow
 
     def close(self) -> list[Event]:
         """Return the last line when the body ended without a newline."""

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import requests
 import requests.adapters
@@ -32,7 +32,7 @@ import urllib3.connectionpool
 from litestream import errors
 from litestream.channels import Channel, TimerHandle, call_later
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
-from litestream.providers.base import HTTPRequest, Provider, StreamParser
+from litestream.providers.base import Event, HTTPRequest, Provider, StreamParser
 from litestream.types import Chunk
 
 __all__ = [
@@ -438,7 +438,7 @@ class _Reader:
                 if chunks:
                     state.put_many(chunks)
                 return True
-            chunks = self._parse(parser, decoder.feed(data))
+            chunks = self._parse(parser, decoder.iter_feed(data))
             if chunks:
                 # Only content moves the deadlines: a provider that sends its
                 # role chunk or message_start at once and then stalls has not
@@ -451,24 +451,29 @@ class _Reader:
                 state.close()
                 return self._drain(response)
 
-    def _parse(self, parser: StreamParser, events: list[Any]) -> list[Chunk]:
+    def _parse(self, parser: StreamParser, events: Iterable[Event]) -> list[Chunk]:
+        """Return the chunks of ``events``; on bad data, deliver the chunks before it, then raise.
+
+        ``events`` may itself raise (a decoder meeting bad bytes) after
+        yielding the events that came before them in the same read.
+        """
         chunks: list[Chunk] = []
-        for event in events:
-            if parser.done:
-                break  # events after the final one are ignored
-            try:
+        try:
+            for event in events:
+                if parser.done:
+                    break  # events after the final one are ignored
                 chunks.extend(parser.feed(event))
-            except errors.LitestreamError:
-                if chunks:
-                    self.state.put_many(chunks)
-                raise
-            except Exception as error:
-                if chunks:
-                    self.state.put_many(chunks)
-                raise errors.ProtocolError(
-                    f"could not parse a {self.provider.name} event: "
-                    f"{type(error).__name__}: {error}",
-                    provider=self.provider.name, model=self.model) from None
+        except errors.LitestreamError:
+            if chunks:
+                self.state.put_many(chunks)
+            raise
+        except Exception as error:
+            if chunks:
+                self.state.put_many(chunks)
+            raise errors.ProtocolError(
+                f"could not parse a {self.provider.name} event: "
+                f"{type(error).__name__}: {error}",
+                provider=self.provider.name, model=self.model) from None
         return chunks
 
     def _drain(self, response: requests.Response) -> bool:
