@@ -283,17 +283,6 @@ def _counts_against_deployment(error: errors.LitestreamError) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def _detached(error: errors.LitestreamError) -> errors.LitestreamError:
-    """Drop ``error``'s traceback, and with it the frames it keeps alive, and return it.
-
-    An attempt's error carries the reader thread's frames, which still hold
-    the HTTP response (and so its socket) until the garbage collector runs;
-    the frames mean nothing to the caller the error is handed on to.
-    """
-    error.__traceback__ = None
-    return error
-
-
 def _batches(stream: Stream) -> Iterator[list[Chunk]]:
     """Yield what ``stream`` holds, one batch per wake-up, until it ends.
 
@@ -312,7 +301,7 @@ def _batches(stream: Stream) -> Iterator[list[Chunk]]:
                     break
                 batch.append(value)
         except errors.LitestreamError as error:  # before TimeoutError: StreamTimeout is one
-            pending = _detached(error)
+            pending = error
         except TimeoutError:
             pass  # nothing more right now
         yield batch
@@ -386,7 +375,6 @@ class _RouteJob:
                     return  # the handle was closed
             self.state.close()
         except errors.LitestreamError as error:
-            _detached(error)
             error.partial_content = "".join(texts)
             error.attempts = (*self.failures, errors.error_summary(error))
             error.channel = None
@@ -799,7 +787,7 @@ class Router:
                 try:
                     result = attempt(target, config)
                 except errors.LitestreamError as error:
-                    last_error = _detached(error)
+                    last_error = error
                     failures.append(errors.error_summary(error))
                     if _counts_against_deployment(error):
                         self._health.failed(target.key)
@@ -923,7 +911,6 @@ class Router:
                 try:
                     chunk, channel = alts(live, timeout=remaining)
                 except errors.LitestreamError as error:
-                    _detached(error)
                     channel, error.channel = error.channel, None
                     live.remove(channel)
                     last_error = error
@@ -1016,7 +1003,7 @@ def _route(router: Router, plan: _Plan, job: _RouteJob) -> None:
     except _Cancelled:
         return
     except errors.LitestreamError as error:
-        job.state.close(_detached(error))
+        job.state.close(error)
         return
     except BaseException as error:  # a bug must still reach the caller
         logger.exception("the router thread failed")
