@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from litestream.testing import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -93,3 +96,20 @@ def test_example_runs_offline_and_prints_its_results(name):
         found = result.stdout.find(expected, position)
         assert found >= 0, f"{expected!r} missing (in order) from:\n{result.stdout}"
         position = found + len(expected)
+
+
+def test_readme_ten_line_example_runs_against_the_providers_named_in_it():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## Ten lines\n\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    with FakeLLMServer() as server:
+        server.script(text="Water finds its way", chunks=3)
+        server.script(text="Hello!", usage={"prompt_tokens": 3, "completion_tokens": 2})
+        env = offline_env()
+        for provider in ("openai", "anthropic"):
+            env[f"{provider.upper()}_API_KEY"] = "test"
+            env[f"{provider.upper()}_BASE_URL"] = server.api_base(provider)
+        result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Water finds its way\nHello! Usage(")
