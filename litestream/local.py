@@ -153,8 +153,11 @@ class LocalModelServer:
 
     The server runs with ``--interrupt_requests False``: requests queue up
     and are served one at a time, instead of a new request cutting off the
-    stream in progress. At temperature 0 it repeats its replies exactly. It
-    sends no usage chunk in streams (non-streamed replies have usage).
+    stream in progress. It sends no usage chunk in streams (non-streamed
+    replies have usage). At temperature 0 a request gives the same reply
+    whenever the server starts it from the same cache state; it reuses the
+    cache of the prompt prefix shared with the previous request, and the
+    same question asked twice in a row can diverge after a few dozen tokens.
 
     Args:
         model_path: the GGUF file to serve; by default SmolLM2-135M-Instruct
