@@ -26,12 +26,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def llama_server() -> Iterator[LocalModelServer]:
-    """llama.cpp's server with SmolLM2 on a free loopback port, for the whole session."""
+def llama_cpp_installed() -> None:
+    """Skip the test when llama-cpp-python is missing; fail it instead when ``CI`` is set."""
     if importlib.util.find_spec("llama_cpp") is None:
         if os.environ.get("CI"):
             pytest.fail(f"{_MISSING} (CI is set, so the real-model tests may not be skipped)")
         pytest.skip(_MISSING)
+
+
+@pytest.fixture(scope="session")
+def llama_server(llama_cpp_installed: None) -> Iterator[LocalModelServer]:
+    """llama.cpp's server with SmolLM2 on a free loopback port, for the whole session."""
     started = time.monotonic()
     with LocalModelServer(startup_timeout=120.0) as server:
         print(f"\nllama.cpp server ready at {server.url} in {time.monotonic() - started:.2f} s")
