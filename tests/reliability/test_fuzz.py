@@ -1,0 +1,273 @@
+"""Fuzzing the framing decoders and every provider's stream parser.
+
+Whatever bytes arrive, split however the socket splits them, the decoder and
+parser produce only Chunks or raise a LitestreamError: never another
+exception type and never a hang (each example has a deadline). Valid
+transcripts give the same result however they are split.
+
+This is a pure harness (decoder -> parser, as the reader thread drives them);
+the transport would wrap a stray parser exception into ProtocolError, but the
+parsers should not need that.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+from _harness import MODELS, PROVIDERS, Outcome, transcript, transcripts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from litestream import errors
+from litestream.framing import NDJSONDecoder, SSEDecoder, make_decoder
+from litestream.providers import get_provider
+from litestream.providers.base import Event
+from litestream.types import Chunk
+
+FUZZ = settings(
+    max_examples=120,
+    deadline=timedelta(seconds=2),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({cut % (len(data) + 1) for cut in cuts})
+    pieces, start = [], 0
+    for point in points:
+        pieces.append(data[start:point])
+        start = point
+    pieces.append(data[start:])
+    return pieces
+
+
+def run_pieces(provider: str, pieces: list[bytes], max_event_size: int = 1 << 20) -> Outcome:
+    """Drive decoder and parser like the reader thread; only LitestreamErrors are caught."""
+    provider_object = get_provider(provider)
+    decoder = make_decoder(provider_object.framing, max_event_size)
+    parser = provider_object.stream_parser(MODELS[provider])
+    outcome = Outcome()
+
+    def feed(events: Any) -> None:
+        for event in events:
+            assert isinstance(event, Event)
+            if parser.done:
+                return
+            produced = parser.feed(event)
+            assert isinstance(produced, list)
+            assert all(isinstance(chunk, Chunk) for chunk in produced)
+            outcome.chunks.extend(produced)
+
+    try:
+        for piece in pieces:
+            feed(decoder.iter_feed(piece))
+            if parser.done:
+                return outcome
+        feed(decoder.close())
+        if not parser.done:
+            outcome.chunks.extend(parser.finish())
+    except errors.LitestreamError as error:
+        outcome.error = error
+    return outcome
+
+
+def comparable(outcome: Outcome) -> tuple[Any, ...]:
+    """An outcome without what a parser makes up itself: its creation time, Ollama's ids."""
+    chunks = [attrs.evolve(chunk, created=None, id=None) for chunk in outcome.chunks]
+    error = outcome.error
+    return chunks, (type(error).__name__, error.message) if error is not None else None
+
+
+# ---------------------------------------------------------------------------
+# Framing
+# ---------------------------------------------------------------------------
+
+wire_bytes = st.one_of(
+    st.binary(max_size=400),
+    # Bytes built from the pieces SSE and NDJSON are made of hit the interesting paths.
+    st.lists(
+        st.sampled_from([
+            b"data: ", b"data:", b"event: ", b"id: 1", b"retry: 5", b": keepalive", b"\n", b"\r",
+            b"\r\n", b"\n\n", b'{"a": 1}', b"[DONE]", b"\xff", b"\xc3", b"\xa9", b"x" * 50, b" ",
+        ]),
+        max_size=40,
+    ).map(b"".join),
+)
+
+
+@FUZZ
+@given(data=wire_bytes, cuts=st.lists(st.integers(min_value=0), max_size=8),
+       max_event_size=st.sampled_from([16, 256, 1 << 20]),
+       decoder_class=st.sampled_from([SSEDecoder, NDJSONDecoder]))
+def test_decoders_yield_events_or_raise_protocol_error(data, cuts, max_event_size, decoder_class):
+    decoder = decoder_class(max_event_size)
+    try:
+        for piece in split_at(data, cuts):
+            for event in decoder.iter_feed(piece):
+                assert isinstance(event, Event)
+                assert isinstance(event.data, str)
+        for event in decoder.close():
+            assert isinstance(event, Event)
+    except errors.ProtocolError:
+        pass
+
+
+@FUZZ
+@given(data=wire_bytes, cuts=st.lists(st.integers(min_value=0), max_size=8),
+       decoder_class=st.sampled_from([SSEDecoder, NDJSONDecoder]))
+def test_decoders_give_the_same_events_however_the_bytes_are_split(data, cuts, decoder_class):
+    def decode(pieces: list[bytes]) -> Any:
+        decoder = decoder_class(1 << 20)
+        events: list[Event] = []
+        try:
+            for piece in pieces:
+                events.extend(decoder.iter_feed(piece))
+            events.extend(decoder.close())
+        except errors.ProtocolError as error:
+            return events, type(error)
+        return events, None
+
+    whole_events, whole_error = decode([data])
+    split_events, split_error = decode(split_at(data, cuts))
+    assert split_error == whole_error
+    if whole_error is None:
+        assert split_events == whole_events
+    else:
+        # Where the error is found may differ by the events of one read, never more.
+        assert split_events == whole_events[: len(split_events)] or whole_events == split_events[
+            : len(whole_events)
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Parsers: arbitrary bytes
+# ---------------------------------------------------------------------------
+
+
+@FUZZ
+@given(provider=st.sampled_from(PROVIDERS), data=wire_bytes,
+       cuts=st.lists(st.integers(min_value=0), max_size=6))
+def test_parsers_survive_arbitrary_bytes(provider, data, cuts):
+    run_pieces(provider, split_at(data, cuts))
+
+
+# ---------------------------------------------------------------------------
+# Parsers: real transcripts with parts of their JSON replaced
+# ---------------------------------------------------------------------------
+
+_WORDS = [
+    "", "stop", "length", "end_turn", "tool_use", "max_tokens", "STOP", "MAX_TOKENS", "SAFETY",
+    "tool_calls", "content_filter", "error", "text", "text_delta", "input_json_delta",
+    "thinking_delta", "signature_delta", "message_start", "content_block_start",
+    "content_block_delta", "message_delta", "message_stop", "ping", "assistant", "function",
+    "overloaded_error", "server_error", "rate_limit_error", "[DONE]", "{", "\u00e9\U0001f600",
+]
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(_WORDS), st.text(max_size=8),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.sampled_from(_WORDS + ["index", "type", "delta", "content"]),
+                        children, max_size=3),
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            paths.extend(_paths(child, prefix + (key,)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            paths.extend(_paths(child, prefix + (index,)))
+    return paths
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        copy = dict(value)
+    else:
+        copy = list(value)
+    copy[head] = _replace(value[head], rest, new)
+    return copy
+
+
+def _events_of(provider: str, body: bytes) -> list[Event]:
+    decoder = make_decoder(get_provider(provider).framing)
+    return decoder.feed(body) + decoder.close()
+
+
+@st.composite
+def mutated_transcripts(draw: st.DrawFn) -> tuple[str, list[Event]]:
+    provider, name = draw(st.sampled_from(
+        [case for case in transcripts() if case[0] in PROVIDERS]))
+    events = _events_of(provider, transcript(provider, name))
+    mutated = []
+    for event in events:
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            mutated.append(event)
+            continue
+        if draw(st.integers(0, 3)) == 0:
+            path = draw(st.sampled_from(_paths(payload)))
+            payload = _replace(payload, path, draw(json_values))
+        if draw(st.integers(0, 20)) == 0:
+            mutated.append(Event(json.dumps(draw(json_values)), event.event))
+        mutated.append(Event(json.dumps(payload), event.event))
+    return provider, mutated
+
+
+@settings(FUZZ, max_examples=400)
+@given(case=mutated_transcripts())
+def test_parsers_survive_wrongly_shaped_json(case):
+    provider, events = case
+    parser = get_provider(provider).stream_parser(MODELS[provider])
+    try:
+        for event in events:
+            if parser.done:
+                break
+            produced = parser.feed(event)
+            assert all(isinstance(chunk, Chunk) for chunk in produced)
+        if not parser.done:
+            parser.finish()
+    except errors.LitestreamError as error:
+        assert error.provider == provider, f"{type(error).__name__} without its provider"
+
+
+# ---------------------------------------------------------------------------
+# Valid transcripts: the split does not matter
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", transcripts(), ids=lambda case: "/".join(case))
+@settings(FUZZ, max_examples=40)
+@given(cuts=st.lists(st.integers(min_value=0), min_size=1, max_size=12))
+def test_transcripts_split_anywhere_give_the_same_result(case, cuts):
+    provider, name = case
+    body = transcript(provider, name)
+    whole = run_pieces(provider, [body])
+    split = run_pieces(provider, split_at(body, cuts))
+    assert comparable(split) == comparable(whole)
+
+
+@pytest.mark.parametrize("case", transcripts(), ids=lambda case: "/".join(case))
+def test_transcripts_byte_by_byte_give_the_same_result(case):
+    provider, name = case
+    body = transcript(provider, name)
+    whole = run_pieces(provider, [body])
+    assert whole.chunks, "a recorded transcript yields chunks"
+    one_byte = run_pieces(provider, [body[i:i + 1] for i in range(len(body))])
+    assert comparable(one_byte) == comparable(whole)
