@@ -29,7 +29,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
-    "sphinx.ext.intersphinx",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -48,9 +47,6 @@ autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-
-# No network at build time: intersphinx targets resolve only from a local cache.
-intersphinx_mapping: dict[str, tuple[str, object]] = {}
 
 # Every page with doctests talks to its own FakeLLMServer: the provider keys and
 # base URLs point at it, so the examples read like real code. Each example

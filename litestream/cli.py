@@ -13,11 +13,12 @@ configuration error, 130 interrupted by Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import Any, Mapping, Optional, Sequence, TextIO
+from typing import Any, Iterator, Mapping, Optional, Sequence, TextIO
 
 import attrs
 
@@ -34,8 +35,10 @@ __all__ = [
     "StreamMeter",
     "UsageError",
     "build_parser",
+    "chat_target",
     "main",
     "resolve_chat_target",
+    "run_chat",
 ]
 
 EXIT_OK = 0
@@ -272,9 +275,7 @@ def run_chat(
             elif text:
                 stdout.write(text)
             stdout.flush()
-    except KeyboardInterrupt:
-        if stream is not None:
-            stream.close()
+    except KeyboardInterrupt:  # the finally below closes the stream
         stderr.write("\nlitestream chat: interrupted\n")
         return EXIT_INTERRUPTED
     except errors.ConfigurationError as error:
@@ -302,30 +303,35 @@ def _end_line(stdout: TextIO, text: str) -> None:
         stdout.flush()
 
 
-def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> ChatTarget:
-    """Return the target of ``chat``: from ``-m`` and the environment.
+@contextlib.contextmanager
+def chat_target(args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[ChatTarget]:
+    """Yield where ``chat`` sends its request, for as long as the chat lasts.
 
-    This is the one place that decides where a chat goes; other sources of
-    targets (a local model server) plug in here.
+    This is the one place that decides where a chat goes: today ``-m`` and
+    the environment (:func:`resolve_chat_target`). A source of targets that
+    must run during the chat, such as a local model server, starts here and
+    stops when the block ends.
+
+    Raises:
+        UsageError: no usable target (the message says what to set).
     """
-    return resolve_chat_target(args.model, env)
+    yield resolve_chat_target(args.model, env)
 
 
 def _chat_command(args: argparse.Namespace) -> int:
+    terminal = sys.stdout.isatty()
     try:
-        target = resolve_target(args, os.environ)
-        prompt = _read_prompt(args, sys.stdin, sys.stderr)
+        with chat_target(args, os.environ) as target:
+            prompt = _read_prompt(args, sys.stdin, sys.stderr)
+            return run_chat(target, _messages(prompt, args.system), json_lines=args.json,
+                            show_status=args.stats or terminal, terminal=terminal,
+                            stdout=sys.stdout, stderr=sys.stderr)
     except UsageError as error:
         sys.stderr.write(f"{error}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # while reading the prompt
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
-    terminal = sys.stdout.isatty()
-    try:
-        return run_chat(target, _messages(prompt, args.system), json_lines=args.json,
-                        show_status=args.stats or terminal, terminal=terminal,
-                        stdout=sys.stdout, stderr=sys.stderr)
     except BrokenPipeError:
         # Whoever read our output went away (``| head``); the stream is closed
         # already. Point stdout at /dev/null so the exit flush cannot fail again.
