@@ -218,6 +218,31 @@ def test_ctrl_c_closes_the_stream_and_exits_130():
     assert disconnected
 
 
+def test_a_closed_pipe_ends_chat_quietly_and_closes_the_stream():
+    with FakeLLMServer() as server:
+        server.script(text="word " * 50, delay=0.02)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "litestream", "chat", "hi"], env=openai_env(server),
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+        )
+        try:
+            first = process.stdout.read(1)
+            process.stdout.close()  # like `litestream chat ... | head -c 1`
+            stderr = process.stderr.read()
+            process.wait(timeout=_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stderr.close()
+        disconnected = server.wait_for_disconnect(5)
+
+    assert first == b"w"
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr
+    assert disconnected
+
+
 # -- providers ----------------------------------------------------------------
 
 
