@@ -19,11 +19,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-pytest.importorskip("sphinx")
-pytest.importorskip("furo")
-pytest.importorskip("myst_parser")
-
-
 def _env() -> dict[str, str]:
     env = {
         name: value for name, value in os.environ.items()
