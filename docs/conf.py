@@ -97,6 +97,13 @@ def _add_optional_pages(app: object, docname: str, source: list[str]) -> None:
     source[0] = source[0].replace(_OPTIONAL_MARKER, "\n".join(present))
 
 
+def _reread_index(app: object, env: object, added: set[str], changed: set[str],
+                  removed: set[str]) -> list[str]:
+    """Read the index again on every build: an optional page may have appeared since."""
+    return [root_doc]
+
+
 def setup(app: object) -> None:
-    """Register the hook that lists the optional pages."""
+    """Register the hooks that list the optional pages."""
     app.connect("source-read", _add_optional_pages)  # type: ignore[attr-defined]
+    app.connect("env-get-outdated", _reread_index)  # type: ignore[attr-defined]
