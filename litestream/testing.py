@@ -193,7 +193,10 @@ class FakeLLMServer:
             raise RuntimeError("FakeLLMServer already started")
         self._stopping.clear()
         self._wake_read, self._wake_write = os.pipe()
-        self._listener = socket.create_server((self._host, self._requested_port))
+        # A full accept queue drops SYNs and the client retries a second later:
+        # take the system maximum so a burst of concurrent clients is not delayed.
+        self._listener = socket.create_server((self._host, self._requested_port),
+                                              backlog=socket.SOMAXCONN)
         self._port = self._listener.getsockname()[1]
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"fakellm-accept-{self._port}", daemon=True)
