@@ -382,7 +382,11 @@ def _providers_command(args: argparse.Namespace) -> int:
 def _demo_command(args: argparse.Namespace) -> int:
     from litestream import demo  # starts a loopback server: only loaded when asked for
 
-    return demo.run(sys.stdout)
+    try:
+        return demo.run(sys.stdout)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nlitestream demo: interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------
