@@ -54,7 +54,12 @@ __all__ = [
 _REDACTED = "[REDACTED]"
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
-_secret_pattern: Optional[re.Pattern[str]] = None
+_secrets_longest_first: tuple[str, ...] = ()
+
+#: Messages quote excerpts cut to a length, and the cut may fall inside a
+#: secret: this many leading characters of a registered secret are hidden
+#: wherever they appear, together with whatever follows of the secret.
+_SECRET_PREFIX = 8
 
 # Shapes of credentials worth hiding even when nobody registered them.
 _CREDENTIAL_PATTERNS = re.compile(
@@ -75,27 +80,40 @@ def register_secret(secret: Optional[str]) -> None:
 
     litestream registers every API key it is given; call this for other
     credentials you pass through ``headers``. Strings shorter than 4
-    characters are ignored (they would redact ordinary words).
+    characters are ignored (they would redact ordinary words). A truncated
+    copy is hidden too, from its first 8 characters on.
     """
-    global _secret_pattern
+    global _secrets_longest_first
     if not secret or len(secret) < 4:
         return
     with _secrets_lock:
         if secret in _secrets:
             return
         _secrets.add(secret)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _secrets_longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """Return ``text`` with registered secrets and credential-shaped strings replaced."""
     if not text:
         return text
-    pattern = _secret_pattern
-    if pattern is not None:
-        text = pattern.sub(_REDACTED, text)
+    for secret in _secrets_longest_first:
+        text = _hide_secret(text, secret)
     return _CREDENTIAL_PATTERNS.sub(_REDACTED, text)
+
+
+def _hide_secret(text: str, secret: str) -> str:
+    """Replace each copy of ``secret``, whole or cut short after its first characters."""
+    head = secret[:_SECRET_PREFIX]
+    start = text.find(head)
+    while start >= 0:
+        end = start + len(head)
+        limit = min(len(text), start + len(secret))
+        while end < limit and text[end] == secret[end - start]:
+            end += 1
+        text = text[:start] + _REDACTED + text[end:]
+        start = text.find(head, start + len(_REDACTED))
+    return text
 
 
 # ---------------------------------------------------------------------------
