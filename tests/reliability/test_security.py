@@ -118,6 +118,11 @@ FAULTS: dict[str, Callable[[FakeLLMServer, str, str], dict[str, Any]]] = {
 }
 
 
+def _leaks(key: str, text: str) -> bool:
+    """True when ``text`` holds the key, or any 8 characters of it in a row."""
+    return any(key[start:start + 8] in text for start in range(len(key) - 7))
+
+
 def _texts_of(error: BaseException) -> Iterator[str]:
     yield str(error)
     yield repr(error)
@@ -149,13 +154,39 @@ def test_the_api_key_never_leaks_from_an_error(provider, fault, canary, server, 
         sent = server.requests[-1]
         assert key in json.dumps(sent.headers), "the key must really have been sent"
     for text in _texts_of(outcome.error):
-        assert key not in text
-    assert key.encode() not in sse
+        assert not _leaks(key, text), text
+    assert not _leaks(key, sse.decode())
     formatter = logging.Formatter("%(message)s %(exc_info)s")
     for record in caplog.records:
         if record.name.startswith("litestream"):
-            assert key not in formatter.format(record)
-            assert key not in str(record.args)
+            assert not _leaks(key, formatter.format(record))
+            assert not _leaks(key, str(record.args))
+
+
+# Messages quote excerpts cut at 80 (malformed event), 200 (not an event
+# stream) or 300 (error page) characters; the cut may fall inside the key.
+_EXCERPT_FAULTS = {
+    "malformed_event": lambda server, padding, key: server.replay(_mid_stream(
+        "openai", b"data: " + (padding + key).encode() + b"\n\n")),
+    "not_event_stream": lambda server, padding, key: server.replay(
+        ("<html>" + padding + key).encode(), content_type="text/html"),
+    "error_page": lambda server, padding, key: server.script(
+        error_status=502, error_body="<html>" + padding + key + "</html>"),
+}
+_CUTS = {"malformed_event": 80, "not_event_stream": 200 - len("<html>"), "error_page": 300}
+
+
+@pytest.mark.parametrize("fault", sorted(_EXCERPT_FAULTS))
+@pytest.mark.parametrize("kept", [8, 12, 20, 30])
+def test_a_key_cut_short_by_an_excerpt_is_hidden_too(fault, kept, server):
+    key = CANARIES["plain"]
+    _EXCERPT_FAULTS[fault](server, "y" * (_CUTS[fault] - kept), key)
+    stream = open_stream("openai", server.api_base("openai"), api_key=key)
+    error = consume(stream).error
+    assert isinstance(error, errors.LitestreamError)
+    assert "yyyy" in error.message, "the excerpt must reach the key"
+    for text in _texts_of(error):
+        assert not _leaks(key, text), text
 
 
 def test_headers_carrying_credentials_are_hidden_too(server):
