@@ -17,6 +17,7 @@ import multiprocessing
 import platform
 import socket
 import statistics
+import threading
 import time
 from typing import Callable, Optional
 
@@ -51,26 +52,31 @@ def _serve(sock: socket.socket, big: int) -> None:
     while True:
         connection, _ = sock.accept()
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = connection.recv(65536)
-                    if not data:
-                        raise ConnectionError
-                    buffer += data
-                header, buffer = buffer.split(b"\r\n\r\n", 1)
-                length = 0
-                for line in header.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                while len(buffer) < length:
-                    buffer += connection.recv(65536)
-                request_body, buffer = buffer[:length], buffer[length:]
-                kind = b"small" if b"small" in request_body else b"big"
-                connection.sendall(head + bodies[kind])
-        except (ConnectionError, OSError):
-            connection.close()
+        threading.Thread(target=_answer, args=(connection, bodies, head), daemon=True).start()
+
+
+def _answer(connection: socket.socket, bodies: dict[bytes, bytes], head: bytes) -> None:
+    """Answer every request of one keep-alive connection."""
+    try:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = connection.recv(65536)
+                if not data:
+                    raise ConnectionError
+                buffer += data
+            header, buffer = buffer.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in header.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            while len(buffer) < length:
+                buffer += connection.recv(65536)
+            request_body, buffer = buffer[:length], buffer[length:]
+            kind = b"small" if b"small" in request_body else b"big"
+            connection.sendall(head + bodies[kind])
+    except (ConnectionError, OSError):
+        connection.close()
 
 
 def _request_body(kind: str) -> dict:

@@ -154,7 +154,12 @@ class _ChannelState:
             error = self.error
             if error is not None:
                 self.error = None
-                raise error
+                try:
+                    raise error
+                finally:
+                    # The traceback holds this frame; without this the
+                    # frame and the error would keep each other alive.
+                    del error
             return True, None
         return False, None
 

@@ -30,6 +30,7 @@ import urllib3.connection
 import urllib3.connectionpool
 
 from litestream import errors
+from litestream._body import BodyReader
 from litestream.channels import Channel, TimerHandle, call_later
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.providers.base import Event, HTTPRequest, Provider, StreamParser
@@ -263,6 +264,7 @@ class _Reader:
         self.config = config
         self.lock = threading.Lock()
         self.connection: Any = None
+        self.body: Optional[BodyReader] = None
         self.cancelled = False
         self.timers_stopped = False
         self.deadline_error: Optional[errors.LitestreamError] = None
@@ -425,9 +427,10 @@ class _Reader:
         max_event_size = int(self.config.get("max_event_size", DEFAULT_MAX_EVENT_SIZE))
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: StreamParser = self.provider.stream_parser(self.model)
-        read1 = response.raw.read1
+        body = BodyReader(response)
+        self.body = body
         while True:
-            data = read1(_READ_SIZE)
+            data = body.read()
             if self.cancelled:
                 return False
             if not data:
@@ -482,9 +485,9 @@ class _Reader:
         try:
             received = 0
             while received <= _DRAIN_LIMIT:
-                data = response.raw.read1(_READ_SIZE)
+                data = self.body.read()
                 if not data:
-                    return not self.cancelled and guard.active
+                    return self.body.complete and not self.cancelled and guard.active
                 received += len(data)
             return False
         except Exception:
@@ -495,7 +498,9 @@ class _Reader:
     def _deliver_error(self, error: BaseException) -> None:
         if self.cancelled:
             return
-        if self.deadline_error is not None and not isinstance(error, errors.LitestreamError):
+        if self.deadline_error is not None:
+            # The deadline shut the socket down; whatever the read then
+            # raised is a symptom of that.
             error = self.deadline_error
         elif not isinstance(error, errors.LitestreamError):
             if not isinstance(error, Exception):
@@ -506,6 +511,10 @@ class _Reader:
         if error.model is None:
             error.model = self.model
         logger.debug("stream failed: %s", errors.error_summary(error))
+        # The error crosses to the consumer's thread: drop this thread's
+        # frames (they hold the response and its socket) and the chain.
+        error.__traceback__ = None
+        error.__context__ = None
         self.state.close(error)
 
     def _release(self, response: requests.Response, reusable: bool) -> None:

@@ -128,7 +128,7 @@ class Delta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Delta:
-        """Read OpenAI's ``delta`` object; ``reasoning_content`` or ``reasoning`` fill ``reasoning``."""
+        """Read OpenAI's ``delta``; ``reasoning_content`` or ``reasoning`` fill ``reasoning``."""
         calls = data.get("tool_calls") or ()
         reasoning = data.get("reasoning_content")
         if reasoning is None:

@@ -58,6 +58,8 @@ def retype_error(
 
 def as_dict(value: Any, what: str) -> Mapping[str, Any]:
     """Return ``value`` if it is a JSON object, ``{}`` if null; else raise ProtocolError."""
+    if type(value) is dict:  # the common case, checked first: this runs per event
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -67,6 +69,8 @@ def as_dict(value: Any, what: str) -> Mapping[str, Any]:
 
 def as_list(value: Any, what: str) -> Sequence[Any]:
     """Return ``value`` if it is a JSON array, ``[]`` if null; else raise ProtocolError."""
+    if type(value) is list:
+        return value
     if value is None:
         return []
     if not isinstance(value, list):

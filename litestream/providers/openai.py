@@ -252,6 +252,8 @@ class OpenAIStreamParser(StreamParser):
         return [self.make_chunk_of(choices, usage)]
 
     def _remember_identity(self, payload: Mapping[str, Any]) -> None:
+        if payload.get("id") == self.response_id and self.response_id is not None:
+            return  # the same stream's next chunk: nothing new to check
         response_id = as_str(payload.get("id"), "id")
         if response_id:
             self.response_id = response_id
@@ -263,6 +265,13 @@ class OpenAIStreamParser(StreamParser):
             self.created = created
 
     def _translate_choice(self, raw: Mapping[str, Any]) -> Optional[Choice]:
+        delta = raw.get("delta")
+        if type(delta) is dict and len(delta) == 1 and raw.get("finish_reason") is None:
+            # Most events carry only the next piece of text: take the short way.
+            content = delta.get("content")
+            index = raw.get("index", 0)
+            if type(content) is str and type(index) is int:
+                return Choice(index, Delta(content=content)) if content else None
         index = as_int(raw.get("index"), "choice index") or 0
         delta = as_dict(raw.get("delta"), "delta")
         content, reasoning = split_content(delta.get("content"))

@@ -1,0 +1,137 @@
+"""Reading a streamed response body in batches, as fast as the socket delivers it.
+
+urllib3's ``read1`` on a chunked body returns at most one HTTP chunk per
+call, and servers send one event per HTTP chunk: that would mean one read,
+one parse call and one cross-thread hand-off per token. :class:`BodyReader`
+reads whatever the socket buffer holds (one ``recv`` at most per call) and
+undoes the chunked transfer encoding itself, so one call returns every event
+that has arrived. It never waits for more bytes than are already there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from litestream import errors
+
+__all__ = ["BodyReader"]
+
+_READ_SIZE = 65536
+_MAX_SIZE_LINE = 4096
+
+
+class BodyReader:
+    """Incremental reader of one response body (chunked, sized, or until EOF).
+
+    ``read()`` returns the next body bytes, ``b""`` once the body is complete,
+    and raises :class:`~litestream.errors.StreamConnectionError` when the
+    connection ends before the body does. ``complete`` tells whether the
+    body's end was reached, so the connection may be reused.
+    """
+
+    def __init__(self, response: Any) -> None:
+        raw = response.raw
+        http_response = getattr(raw, "_fp", None)
+        socket_file = getattr(http_response, "fp", None)
+        self._fallback: Optional[Any] = None
+        if socket_file is None or not hasattr(socket_file, "read1"):
+            self._fallback = raw  # not the urllib3/http.client pair we know: read through it
+        self._http_response = http_response
+        self._file = socket_file
+        self._chunked = bool(getattr(http_response, "chunked", False))
+        self._remaining: Optional[int] = getattr(http_response, "length", None)
+        self._chunk_left = 0
+        self._need_line_end = False
+        self._in_trailers = False
+        self._pending = b""
+        self.complete = False
+
+    def read(self) -> bytes:
+        """Return the body bytes that have arrived (at least one), or ``b""`` at its end."""
+        if self.complete:
+            return b""
+        if self._fallback is not None:
+            data = self._fallback.read1(_READ_SIZE)
+            self.complete = not data
+            return data
+        if not self._chunked:
+            return self._read_sized()
+        while True:
+            raw = self._file.read1(_READ_SIZE)
+            if not raw:
+                raise errors.StreamConnectionError(
+                    "the connection closed in the middle of the response body"
+                )
+            data = self._decode_chunks(raw)
+            if data or self.complete:
+                if self.complete:
+                    self._mark_done()
+                return data
+
+    def _read_sized(self) -> bytes:
+        remaining = self._remaining
+        if remaining == 0:
+            self.complete = True
+            self._mark_done()
+            return b""
+        size = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
+        data = self._file.read1(size)
+        if not data:
+            if remaining is not None:
+                raise errors.StreamConnectionError(
+                    f"the connection closed with {remaining} bytes of the body missing"
+                )
+            self.complete = True  # a body delimited by the end of the connection
+            return b""
+        if remaining is not None:
+            self._remaining = remaining - len(data)
+        return data
+
+    def _decode_chunks(self, raw: bytes) -> bytes:
+        """Undo chunked transfer encoding for the bytes of one read."""
+        data = self._pending + raw if self._pending else raw
+        position, end_of_data = 0, len(data)
+        pieces = []
+        while position < end_of_data:
+            if self._chunk_left:
+                take = min(self._chunk_left, end_of_data - position)
+                pieces.append(data[position:position + take])
+                position += take
+                self._chunk_left -= take
+                self._need_line_end = not self._chunk_left
+                continue
+            line_end = data.find(b"\r\n", position)
+            if line_end < 0:
+                if end_of_data - position > _MAX_SIZE_LINE:
+                    raise errors.ProtocolError("malformed chunked encoding: a size line too long")
+                break
+            line = data[position:line_end]
+            position = line_end + 2
+            if self._need_line_end:
+                if line:
+                    raise errors.ProtocolError("malformed chunked encoding: no CRLF after a chunk")
+                self._need_line_end = False
+            elif self._in_trailers:
+                if not line:
+                    self.complete = True
+                    break
+            else:
+                try:
+                    size = int(line.split(b";", 1)[0], 16)
+                except ValueError:
+                    raise errors.ProtocolError(
+                        f"malformed chunked encoding: size line {line[:40]!r}"
+                    ) from None
+                if size == 0:
+                    self._in_trailers = True
+                else:
+                    self._chunk_left = size
+        self._pending = data[position:] if not self.complete else b""
+        return b"".join(pieces)
+
+    def _mark_done(self) -> None:
+        # http.client refuses the next request on this connection until it
+        # sees the previous response closed; the socket itself stays open.
+        close = getattr(self._http_response, "_close_conn", None)
+        if close is not None:
+            close()

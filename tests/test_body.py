@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from litestream._body import BodyReader
+from litestream.errors import ProtocolError, StreamConnectionError
+
+
+class _Pieces:
+    """A socket file whose read1 returns the given pieces, one per call."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def read1(self, size):
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+class _HTTPResponse:
+    def __init__(self, pieces, chunked, length=None):
+        self.fp = _Pieces(pieces)
+        self.chunked = chunked
+        self.length = length
+        self.closed_by_reader = False
+
+    def _close_conn(self):
+        self.closed_by_reader = True
+
+
+class _Raw:
+    def __init__(self, http_response):
+        self._fp = http_response
+
+
+class _Response:
+    def __init__(self, pieces, chunked=True, length=None):
+        self.http = _HTTPResponse(pieces, chunked, length)
+        self.raw = _Raw(self.http)
+
+
+def chunked(*parts: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+def read_all(reader: BodyReader) -> bytes:
+    out = []
+    while True:
+        data = reader.read()
+        if not data:
+            return b"".join(out)
+        out.append(data)
+
+
+def test_one_read_returns_every_chunk_that_arrived():
+    response = _Response([chunked(b"data: a\n\n", b"data: b\n\n")])
+    reader = BodyReader(response)
+    assert reader.read() == b"data: a\n\ndata: b\n\n"
+    assert reader.read() == b""
+    assert reader.complete and response.http.closed_by_reader
+
+
+def test_chunk_extensions_and_trailers_are_skipped():
+    body = b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    reader = BodyReader(_Response([body]))
+    assert read_all(reader) == b"hello"
+    assert reader.complete
+
+
+def test_connection_closed_mid_body_is_a_connection_error():
+    reader = BodyReader(_Response([b"5\r\nhel"]))
+    assert reader.read() == b"hel"
+    with pytest.raises(StreamConnectionError):
+        reader.read()
+
+
+def test_malformed_size_line_is_a_protocol_error():
+    with pytest.raises(ProtocolError, match="size line"):
+        BodyReader(_Response([b"zz\r\nhello\r\n"])).read()
+
+
+def test_sized_body_stops_at_its_length():
+    reader = BodyReader(_Response([b"abc", b"de"], chunked=False, length=5))
+    assert read_all(reader) == b"abcde"
+    assert reader.complete
+
+
+def test_sized_body_cut_short_is_a_connection_error():
+    reader = BodyReader(_Response([b"abc"], chunked=False, length=5))
+    assert reader.read() == b"abc"
+    with pytest.raises(StreamConnectionError, match="2 bytes"):
+        reader.read()
+
+
+def test_body_until_eof_when_no_length():
+    reader = BodyReader(_Response([b"abc", b"de"], chunked=False, length=None))
+    assert read_all(reader) == b"abcde"
+    assert reader.complete
+
+
+PAYLOAD = [b"data: " + bytes([65 + i]) * (i * 7 + 1) + b"\n\n" for i in range(12)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(chunked(*PAYLOAD))), max_size=10))
+def test_any_split_of_the_wire_gives_the_same_body(cuts):
+    wire = chunked(*PAYLOAD)
+    points = sorted(set(cuts))
+    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)])]
+    reader = BodyReader(_Response([p for p in pieces if p]))
+    assert read_all(reader) == b"".join(PAYLOAD)
+    assert reader.complete
