@@ -79,12 +79,14 @@ def register_secret(secret: Optional[str]) -> None:
     """Remember ``secret`` so that :func:`redact` hides it wherever it appears.
 
     litestream registers every API key it is given; call this for other
-    credentials you pass through ``headers``. Strings shorter than 4
-    characters are ignored (they would redact ordinary words). A truncated
+    credentials you pass through ``headers``. Strings shorter than 8
+    characters are ignored: they would redact ordinary words (a ``"test"``
+    key would hide part of every model name); the credential patterns still
+    apply to them. A truncated
     copy is hidden too, from its first 8 characters on.
     """
     global _secrets_longest_first
-    if not secret or len(secret) < 4:
+    if not secret or len(secret) < 8:
         return
     with _secrets_lock:
         if secret in _secrets:
