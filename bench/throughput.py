@@ -14,6 +14,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import platform
 import socket
 import statistics
@@ -156,6 +157,8 @@ def openai_sdk(port: int, kind: str, first: Optional[list] = None) -> int:
 
 
 def litellm_sdk(port: int, kind: str, first: Optional[list] = None) -> int:
+    # Keep litellm from fetching its model price list from the internet.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     count = 0
