@@ -15,8 +15,6 @@ Everything here waits on condition variables and events, never by polling.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import random
 import threading
@@ -37,12 +35,12 @@ from typing import (
 
 import attrs
 
+from litestream.timer import call_later
+
 __all__ = [
     "Channel",
     "ChannelStatistics",
-    "TimerHandle",
     "alts",
-    "call_later",
     "timeout",
 ]
 
@@ -530,112 +528,6 @@ def _attempt(candidates: Iterable[_Operation]) -> tuple[bool, Any]:
         if ready:
             return True, (result, channel)
     return False, None
-
-
-# ---------------------------------------------------------------------------
-# The shared timer
-# ---------------------------------------------------------------------------
-
-
-class TimerHandle:
-    """A scheduled callback of the shared timer; :meth:`cancel` it if it is no longer needed."""
-
-    __slots__ = ("deadline", "callback", "active", "_timer")
-
-    def __init__(self, deadline: float, callback: Callable[[], None], timer: _Timer) -> None:
-        self.deadline = deadline
-        self.callback = callback
-        self.active = True
-        self._timer = timer
-
-    def cancel(self) -> None:
-        """Stop the callback from running; harmless after it ran."""
-        self._timer.cancel(self)
-
-
-class _Timer:
-    """One thread serving every pending deadline of the process.
-
-    The thread starts with the first pending callback and ends when none is
-    left, so an idle process runs no timer thread at all.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, TimerHandle]] = []
-        self._live = 0
-        self._counter = itertools.count()
-        self._thread: Optional[threading.Thread] = None
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, self)
-        with self._condition:
-            heapq.heappush(self._heap, (handle.deadline, next(self._counter), handle))
-            self._live += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="litestream-timer", daemon=True
-                )
-                self._thread.start()
-            elif self._heap[0][2] is handle:
-                self._condition.notify()
-        return handle
-
-    def cancel(self, handle: TimerHandle) -> None:
-        with self._condition:
-            if handle.active:
-                handle.active = False
-                self._live -= 1
-                heap = self._heap
-                if self._live == 0:
-                    heap.clear()
-                    self._condition.notify()
-                elif len(heap) > 2 * self._live + _COMPACT_SLACK:
-                    # A deadline re-armed per chunk (idle timeouts) cancels far more
-                    # handles than ever fire; drop them now rather than at their deadline.
-                    heap[:] = [entry for entry in heap if entry[2].active]
-                    heapq.heapify(heap)
-
-    def _run(self) -> None:
-        condition = self._condition
-        heap = self._heap
-        while True:
-            with condition:
-                while True:
-                    while heap and not heap[0][2].active:
-                        heapq.heappop(heap)
-                    if not heap:
-                        self._thread = None
-                        return
-                    remaining = heap[0][0] - time.monotonic()
-                    if remaining <= 0:
-                        handle = heapq.heappop(heap)[2]
-                        handle.active = False
-                        self._live -= 1
-                        break
-                    condition.wait(min(remaining, _WAIT_MAX))
-            try:
-                handle.callback()
-            except BaseException:
-                # One failing callback must not end the thread that serves every deadline.
-                logger.exception("litestream timer callback failed")
-
-    @property
-    def thread(self) -> Optional[threading.Thread]:
-        return self._thread
-
-
-_COMPACT_SLACK = 1024
-_timer = _Timer()
-
-
-def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
-    """Run ``callback`` on the shared timer thread after ``delay`` seconds.
-
-    The callback must be quick (close a channel, shut a socket down): every
-    deadline of the process is served by this one thread.
-    """
-    return _timer.call_later(delay, callback)
 
 
 def timeout(seconds: float) -> Channel[Any]:

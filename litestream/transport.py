@@ -31,9 +31,10 @@ import urllib3.connectionpool
 
 from litestream import errors
 from litestream._body import BodyReader
-from litestream.channels import Channel, TimerHandle, call_later
+from litestream.channels import Channel
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.providers.base import Event, HTTPRequest, Provider, StreamParser
+from litestream.timer import TimerHandle, call_later
 from litestream.types import Chunk
 
 __all__ = [

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litestream import channels as channels_module
+from litestream import timer as timer_module
 from litestream.channels import Channel, ChannelStatistics, alts, call_later, timeout
 from litestream.errors import ProviderError
 
@@ -595,7 +595,7 @@ def test_ten_thousand_timeouts_share_one_timer_thread() -> None:
         assert deadline.get(timeout=5.0) is None
     timer_thread.join(2.0)
     assert not timer_thread.is_alive()
-    assert channels_module._timer.thread is None
+    assert timer_module._timer.thread is None
 
 
 def test_call_later_runs_callbacks_in_deadline_order() -> None:
@@ -632,7 +632,7 @@ def test_cancelled_callbacks_do_not_pile_up_in_the_timer() -> None:
     keeper = call_later(3600, lambda: None)
     for _ in range(20_000):
         call_later(3600, lambda: None).cancel()
-    assert len(channels_module._timer._heap) < 5_000
+    assert len(timer_module._timer._heap) < 5_000
     keeper.cancel()
 
 
