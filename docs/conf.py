@@ -103,7 +103,19 @@ def _reread_index(app: object, env: object, added: set[str], changed: set[str],
     return [root_doc]
 
 
+def _public_bases(app: object, name: str, cls: type, options: object, bases: list) -> None:
+    """Show a class's public ancestry: a private base (``Router``'s ``_Runner``) is a detail."""
+
+    def public(base: type) -> list:
+        if not getattr(base, "__name__", "").startswith("_"):
+            return [base]
+        return [ancestor for parent in base.__bases__ for ancestor in public(parent)]
+
+    bases[:] = [ancestor for base in bases for ancestor in public(base)]
+
+
 def setup(app: object) -> None:
-    """Register the hooks that list the optional pages."""
+    """Register the hooks that list the optional pages and hide private base classes."""
     app.connect("source-read", _add_optional_pages)  # type: ignore[attr-defined]
     app.connect("env-get-outdated", _reread_index)  # type: ignore[attr-defined]
+    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ __all__ = [
     "CONFIG_KEYS",
     "completion",
     "extract_content",
+    "key_variables",
     "prepare",
     "resolve_config",
     "split_model",
@@ -113,13 +114,13 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
             f"unknown config keys {sorted(unknown)}; known keys: {sorted(CONFIG_KEYS)}"
         )
     if not resolved.get("api_key"):
-        for variable in _key_variables(provider):
+        for variable in key_variables(provider):
             if os.environ.get(variable):
                 resolved["api_key"] = os.environ[variable]
                 break
     api_key = resolved.get("api_key")
     if provider.requires_api_key and not api_key:
-        variables = " or ".join(_key_variables(provider)) or "api_key"
+        variables = " or ".join(key_variables(provider)) or "api_key"
         raise errors.ConfigurationError(
             f"no API key for {provider.name}: pass config={{'api_key': ...}} or set {variables}"
         )
@@ -152,7 +153,18 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
     return resolved
 
 
-def _key_variables(provider: Provider) -> list[str]:
+def key_variables(provider: Provider) -> list[str]:
+    """Return the environment variables that may hold ``provider``'s API key, in lookup order.
+
+    The provider's own variable (``OPENAI_API_KEY``...) comes first, then its
+    aliases (``GOOGLE_API_KEY`` for Gemini, say); the first one set wins. A
+    provider that needs no key (Ollama) may have none: the list is empty.
+
+    Example:
+        >>> from litestream.providers import get_provider
+        >>> key_variables(get_provider("openai"))
+        ['OPENAI_API_KEY']
+    """
     names = [provider.env_var] if provider.env_var else []
     names.extend(getattr(provider, "env_var_aliases", ()) or ())
     return names
