@@ -145,10 +145,21 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
         value = resolved.get(key)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):
             raise errors.ConfigurationError(f"{key!r} must be a positive number of seconds")
-    buffer = resolved.get("buffer")
-    if buffer is not None and (not isinstance(buffer, int) or buffer < 1):
-        raise errors.ConfigurationError("'buffer' must be a positive integer")
-    if resolved.get("verify", True) is False:
+    for key in ("buffer", "max_event_size"):
+        value = resolved.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise errors.ConfigurationError(f"{key!r} must be a positive integer")
+    verify = resolved.get("verify")
+    if verify is not None and not isinstance(verify, bool) and not (
+        isinstance(verify, str) and verify
+    ):
+        # requests would take any falsy value (0, "") as "do not verify".
+        raise errors.ConfigurationError(
+            "'verify' must be True, False, or the path of a CA bundle"
+        )
+    if verify is False:
         logger.warning("TLS certificate verification is off for %s requests", provider.name)
     return resolved
 
