@@ -28,11 +28,15 @@ MODELS = {
     "ollama": "llama3.2",
 }
 PROVIDERS = list(MODELS)
-SSE_PROVIDERS = [name for name in PROVIDERS if get_provider(name).framing == "sse"]
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "streams"
 PLAIN_TRANSCRIPTS = {"openrouter": "keepalive_plain"}
 MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+def framing(provider: str) -> str:
+    """``"sse"`` or ``"ndjson"``: how the provider frames its stream."""
+    return get_provider(provider).framing
 
 
 def open_stream(provider: str, api_base: str, **config: Any) -> litestream.Stream:
@@ -140,7 +144,7 @@ def replay_pieces(provider: str, pieces: list[bytes], *, finish: bool = True) ->
 
 def event_boundaries(provider: str, body: bytes) -> list[int]:
     """Byte offsets just after each complete event of ``body``."""
-    separator = b"\n" if get_provider(provider).framing == "ndjson" else b"\n\n"
+    separator = b"\n" if framing(provider) == "ndjson" else b"\n\n"
     normalized = body.replace(b"\r\n", b"\n")
     if normalized != body:
         separator = separator.replace(b"\n", b"\r\n")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 from _harness import (
     PROVIDERS,
-    SSE_PROVIDERS,
     assert_finished,
     closed_port,
     consume,
     event_boundaries,
+    framing,
     mid_stream_boundary,
     open_stream,
     replay_pieces,
@@ -24,7 +24,6 @@ from _harness import (
 )
 
 from litestream import errors
-from litestream.testing import FakeLLMServer
 
 WORDS = ["alpha", " beta", " gamma", " delta", " epsilon", " zeta"]
 TEXT = "".join(WORDS)
@@ -192,13 +191,9 @@ _NOT_JSON = {"sse": b"data: this is not JSON at all\n\n", "ndjson": b"this is no
 _BAD_UTF8 = {"sse": b'data: {"x": "\xff\xfe\xc3("}\n\n', "ndjson": b'{"x": "\xff\xfe\xc3("}\n'}
 
 
-def _framing(provider: str) -> str:
-    return "ndjson" if provider == "ollama" else "sse"
-
-
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_non_json_data_line_raises_protocol_error(provider, server):
-    body, before = _insert_after_content(provider, _NOT_JSON[_framing(provider)])
+    body, before = _insert_after_content(provider, _NOT_JSON[framing(provider)])
     server.replay(body)
     stream = open_stream(provider, server.api_base(provider))
     outcome = consume(stream)
@@ -209,7 +204,7 @@ def test_non_json_data_line_raises_protocol_error(provider, server):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_invalid_utf8_raises_protocol_error(provider, server):
-    body, before = _insert_after_content(provider, _BAD_UTF8[_framing(provider)])
+    body, before = _insert_after_content(provider, _BAD_UTF8[framing(provider)])
     server.replay(body)
     stream = open_stream(provider, server.api_base(provider))
     outcome = consume(stream)
@@ -223,7 +218,7 @@ def test_invalid_utf8_raises_protocol_error(provider, server):
 def test_oversized_event_raises_protocol_error_at_the_configured_bound(provider, server):
     # A 10 MB line against a 256 KiB bound (the RSS check with the default
     # 4 MiB bound is in test_resources.py).
-    line = b"data: " if _framing(provider) == "sse" else b""
+    line = b"data: " if framing(provider) == "sse" else b""
     body, before = _insert_after_content(provider, line + b"x" * (10 * 1024 * 1024) + b"\n\n")
     server.replay(body)
     stream = open_stream(provider, server.api_base(provider), max_event_size=256 * 1024)
@@ -342,16 +337,12 @@ def test_retry_after_as_an_http_date_becomes_seconds(server):
 
 
 # ---------------------------------------------------------------------------
-# Sanity of the harness itself
+# The harness itself
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", SSE_PROVIDERS + ["ollama"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_transcripts_have_mid_stream_boundaries(provider):
     body = transcript(provider)
     assert len(event_boundaries(provider, body)) >= 3
     assert mid_stream_boundary(provider, body) < len(body)
-
-
-def test_fake_server_is_stopped_between_tests():
-    assert FakeLLMServer.running() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -224,6 +225,48 @@ def test_interpreter_exit_with_open_streams_is_prompt_and_quiet(server):
     assert completed.stderr == ""
     assert elapsed < 5.0
     assert server.wait_idle(5.0)
+
+
+_CTRL_C = """
+    import sys
+    import litestream
+
+    def start():
+        return litestream.completion(
+            "openai", "gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True,
+            api_key="test-key", api_base=sys.argv[1])
+
+    stream = start()
+    try:
+        with stream:
+            for chunk in stream:  # blocks in get() once the server stalls
+                if chunk.content:
+                    print("reading", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted, closed:", stream.closed, flush=True)
+    print("".join(chunk.content or "" for chunk in start()), flush=True)
+"""
+
+
+def test_ctrl_c_while_blocked_in_the_loop_closes_the_stream_and_the_next_call_works(server):
+    server.script(chunks=[" one", " two", " three"], stall_after=1)
+    server.script(text="still working")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_CTRL_C), server.api_base("openai")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "reading\n"  # waits until the child is in the loop
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=10)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0, err
+    assert out == "interrupted, closed: True\nstill working\n"
+    assert server.requests[0].path == "/v1/chat/completions"
+    assert len(server.requests) == 2
 
 
 _OVERSIZED_EVENT = """

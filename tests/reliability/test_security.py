@@ -313,6 +313,19 @@ def test_turning_tls_verification_off_needs_verify_false_and_logs_a_warning(tls_
                if record.name == "litestream" and record.levelno == logging.WARNING)
 
 
+@pytest.mark.parametrize("verify", [0, "", 0.0, [], 1])
+def test_only_false_turns_tls_verification_off(verify):
+    # requests reads any falsy value as "do not verify": only False may do that.
+    with pytest.raises(errors.ConfigurationError, match="verify"):
+        open_stream("openai", "https://127.0.0.1:1/v1", verify=verify)
+
+
+@pytest.mark.parametrize("value", ["big", 0, -1, 1.5, True])
+def test_max_event_size_must_be_a_positive_integer(value):
+    with pytest.raises(errors.ConfigurationError, match="max_event_size"):
+        open_stream("openai", "http://127.0.0.1:1/v1", max_event_size=value)
+
+
 @pytest.mark.parametrize("api_base", [
     "ftp://127.0.0.1/v1", "file:///etc/passwd", "ws://127.0.0.1:8080/v1", "localhost:8080/v1",
     "javascript:alert(1)", "gopher://127.0.0.1:70/",
