@@ -1,0 +1,131 @@
+"""The transport: reader threads, prompt delivery, cancellation, release, connection reuse."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+import requests
+
+import litestream as ls
+from litestream import transport
+from litestream.testing import FakeLLMServer
+
+MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeLLMServer() as fake:
+        yield fake
+
+
+def open_stream(server, provider="openai", **config):
+    return ls.completion(provider, "test-model", messages=MESSAGES, stream=True,
+                         api_key="transport-test-key", api_base=server.api_base(provider),
+                         **config)
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("litestream-reader-")]
+
+
+def text_of(stream):
+    return "".join(ls.extract_content(chunk) or "" for chunk in stream)
+
+
+def test_reader_thread_is_named_after_the_provider_and_is_a_daemon(server):
+    server.script(text="a b", stall_after=1)
+    stream = open_stream(server, "anthropic")
+    try:
+        assert ls.extract_content(stream.get(timeout=5)) or stream.get(timeout=5)
+        threads = reader_threads()
+        assert [t.name for t in threads] == ["litestream-reader-anthropic"]
+        assert threads[0].daemon
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama"])
+def test_events_are_delivered_while_the_server_stalls(server, provider):
+    # The first chunks must arrive although no more bytes follow them: the
+    # reader never waits for a full read buffer.
+    server.script(text="first second third", chunks=3, stall_after=2)
+    with open_stream(server, provider) as stream:
+        texts = []
+        while len(texts) < 2:
+            chunk = stream.get(timeout=5)
+            if ls.extract_content(chunk):
+                texts.append(ls.extract_content(chunk))
+        assert "".join(texts).split() == ["first", "second"]
+
+
+def test_close_mid_stream_releases_the_socket_and_the_thread_within_200_ms(server):
+    server.script(text="a b c d e", chunks=5, stall_after=2)
+    stream = open_stream(server)
+    while not ls.extract_content(stream.get(timeout=5)):
+        pass
+    started = time.monotonic()
+    stream.close()
+    assert stream.join(timeout=0.2)
+    assert time.monotonic() - started < 0.2
+    assert server.wait_for_disconnect(timeout=1)
+    assert stream.get() is None
+
+
+def test_close_wakes_a_reader_blocked_on_a_full_buffer(server):
+    server.script(text=" ".join(["word"] * 500), chunks=500)
+    stream = open_stream(server, buffer=1)
+    assert stream.get(timeout=5) is not None
+    stream.close()
+    assert stream.join(timeout=1)
+
+
+def test_an_abandoned_stream_is_released_after_garbage_collection(server):
+    server.script(text="a b c", chunks=3, stall_after=1)
+    stream = open_stream(server)
+    assert stream.get(timeout=5) is not None
+    thread = reader_threads()[0]
+    del stream
+    gc.collect()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    assert server.wait_for_disconnect(timeout=2)
+
+
+@pytest.mark.parametrize("text", ["emoji 😀 and 東京 and é", "🎉🎉 世界"])
+@pytest.mark.parametrize("provider, path", [("openai", "/v1/chat/completions"),
+                                            ("ollama", "/api/chat")])
+def test_multibyte_characters_split_at_every_byte_survive(server, provider, path, text):
+    # Take the wire bytes of one scripted reply, then replay them one byte per write.
+    server.script(text=text, chunks=1)
+    wire = requests.post(server.url + path, timeout=5,
+                         json={"model": "m", "messages": MESSAGES, "stream": True}).content
+    assert text.encode() in wire
+    server.replay(wire, piece_size=1)
+    with open_stream(server, provider) as stream:
+        assert text_of(stream) == text
+
+
+def test_a_finished_stream_returns_its_connection_for_reuse(server):
+    transport.close_idle_connections()
+    assert server.wait_idle(timeout=2)
+    server.script(text="one")
+    server.script(text="two")
+    assert text_of(open_stream(server)) == "one"
+    # Pooled, not closed: the server still holds the connection open...
+    assert not server.wait_idle(timeout=0.3)
+    disconnects = server.disconnects
+    assert text_of(open_stream(server)) == "two"
+    # ...and the second request did not need a new one.
+    assert server.open_connections == 1
+    assert server.disconnects == disconnects
+
+
+def test_close_idle_connections_closes_pooled_sockets(server):
+    server.script(text="pooled")
+    assert text_of(open_stream(server)) == "pooled"
+    transport.close_idle_connections()
+    assert server.wait_idle(timeout=2)
