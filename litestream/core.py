@@ -18,12 +18,14 @@ from urllib.parse import urlsplit
 from litestream import errors, transport
 from litestream.providers import get_provider
 from litestream.providers.base import Provider
+from litestream.tokens import estimate_tokens
 from litestream.transport import Stream
 from litestream.types import Chunk, Response
 
 __all__ = [
     "CONFIG_KEYS",
     "completion",
+    "estimate_tokens",
     "extract_content",
     "key_variables",
     "prepare",
