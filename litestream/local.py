@@ -52,6 +52,22 @@ _STOP_GRACE = 5.0
 _LOG_TAIL_BYTES = 2000
 _PORT_ATTEMPTS = 3
 
+# The child runs llama_cpp.server behind a watchdog thread that blocks reading
+# its stdin, a pipe whose write end only the parent holds. When the parent
+# exits -- even killed with SIGKILL, when no finalizer runs -- the pipe closes,
+# the read returns, and the server exits instead of living on as an orphan in
+# its own process group.
+_SERVER_BOOTSTRAP = """\
+import os, runpy, sys, threading
+
+def _exit_with_parent():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+threading.Thread(target=_exit_with_parent, name="parent-watchdog", daemon=True).start()
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
 
 def _require_module(module: str, distribution: str) -> ModuleSpec:
     """Return the import spec of ``module`` without importing it, or raise with the install hint."""
@@ -127,6 +143,8 @@ def _stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
         except subprocess.TimeoutExpired:
             _signal_group(process, getattr(signal, "SIGKILL", signal.SIGTERM))
             process.wait()
+    if process.stdin is not None:
+        process.stdin.close()  # the watchdog pipe
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -299,7 +317,7 @@ class LocalModelServer:
         log_path = self.log_path
         assert log_path is not None
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-c", _SERVER_BOOTSTRAP,
             "--model", model_path,
             "--model_alias", self._model,
             "--host", self._host,
@@ -314,7 +332,7 @@ class LocalModelServer:
         )
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **group
+                command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, **group
             )
         self._port = port
         self._finalizer = weakref.finalize(self, _stop_process, self.process, _STOP_GRACE)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Optional
@@ -86,3 +90,35 @@ def test_start_answers_then_stop_ends_the_process_and_removes_its_log(
     assert not os.path.exists(log_path)
     assert not server.running and server.port is None
     server.stop()  # idempotent
+
+
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to see the child exit")
+def test_the_server_exits_when_its_parent_is_killed(llama_cpp_installed: None) -> None:
+    parent = subprocess.run(
+        [sys.executable, "-c",
+         "import os, signal\n"
+         "from litestream.local import LocalModelServer\n"
+         "server = LocalModelServer().start()\n"
+         "print(server.process.pid, server.log_path, flush=True)\n"
+         "os.kill(os.getpid(), signal.SIGKILL)\n"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    pid_text, log_path = parent.stdout.split()
+    try:
+        deadline = time.monotonic() + 10
+        while not _exited(int(pid_text)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _exited(int(pid_text)), "the server outlived its killed parent"
+    finally:
+        if not _exited(int(pid_text)):
+            os.killpg(int(pid_text), signal.SIGKILL)
+        os.unlink(log_path)
