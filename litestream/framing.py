@@ -30,8 +30,15 @@ def _decode(raw: bytes) -> str:
         raise ProtocolError(f"invalid UTF-8 in stream at byte {error.start} of an event") from None
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class _LineBuffer:
-    """Holds bytes until a separator arrives; normalizes CRLF and CR line ends to LF."""
+    """Holds bytes until a separator arrives; normalizes CRLF and CR line ends to LF.
+
+    A UTF-8 byte order mark at the very start of the body is dropped, as the
+    SSE specification says (it would otherwise hide the first field name).
+    """
 
     def __init__(self, separator: bytes, max_event_size: int) -> None:
         self._separator = separator
@@ -39,6 +46,7 @@ class _LineBuffer:
         self._buffer = bytearray()
         self._scanned = 0
         self._carriage_return = False
+        self._start: Optional[bytes] = b""  # bytes of a possible BOM; None once past it
 
     def feed(self, data: bytes) -> tuple[list[bytes], Optional[ProtocolError]]:
         """Return the blocks completed by ``data``, and the error if the rest grew too big.
@@ -46,6 +54,14 @@ class _LineBuffer:
         The error is returned, not raised, so the blocks before it can be
         delivered first.
         """
+        if self._start is not None:
+            data = self._start + data
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._start = data  # wait for the rest of what may be a BOM
+                return [], None
+            self._start = None
+            if data.startswith(_BOM):
+                data = data[len(_BOM):]
         if self._carriage_return:
             data = b"\r" + data
             self._carriage_return = False
