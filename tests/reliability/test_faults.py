@@ -167,6 +167,19 @@ def test_events_after_the_terminator_are_ignored(provider, server):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+def test_byte_order_mark_at_the_start_of_the_body_is_dropped(provider, server):
+    body = transcript(provider)
+    expected = replay_pieces(provider, [body])
+    server.replay(b"\xef\xbb\xbf" + body, piece_size=2)  # the mark split across reads, too
+    stream = open_stream(provider, server.api_base(provider))
+    outcome = consume(stream)
+    assert outcome.error is None
+    assert outcome.content == expected.content
+    assert outcome.finish_reasons == expected.finish_reasons
+    assert_finished(stream)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_truncated_json_raises_protocol_error_after_the_chunks(provider, server):
     server.script(text=TEXT, chunks=WORDS, malformed_after=2)
     stream = open_stream(provider, server.api_base(provider))
