@@ -10,7 +10,7 @@ request fails the same way whatever the provider: a
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import attrs
 
@@ -101,6 +101,47 @@ def content_parts(content: Any, position: int) -> list[Mapping[str, Any]]:
     return parts
 
 
+def convert_parts(
+    message: Mapping[str, Any],
+    position: int,
+    text: Callable[[str], Mapping[str, Any]],
+    image: Callable[[str], Mapping[str, Any]],
+    other: Callable[[Mapping[str, Any], int], Mapping[str, Any]],
+) -> list[Mapping[str, Any]]:
+    """Return a message's content parts in a provider's shape; empty text parts are left out.
+
+    ``text(string)`` converts a text part, ``image(url)`` an ``image_url``
+    part, and ``other(part, position)`` any other part: it passes a native
+    part through, or raises ConfigurationError for one the provider cannot take.
+    """
+    converted: list[Mapping[str, Any]] = []
+    for part in content_parts(message.get("content"), position):
+        kind = part["type"]
+        if kind in ("text", "input_text"):
+            string = part_text(part, position)
+            if string:
+                converted.append(text(string))
+        elif kind == "image_url":
+            converted.append(image(image_url_of(part, position)))
+        else:
+            converted.append(other(part, position))
+    return converted
+
+
+def merge_turn(turns: list[dict[str, Any]], role: str, items: list[Any], key: str) -> None:
+    """Append ``items`` to ``turns`` as a ``role`` turn under ``key``; nothing when empty.
+
+    When the last turn has the same role, ``items`` extend it instead:
+    Anthropic and Gemini want user and assistant turns to alternate.
+    """
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
 def part_text(part: Mapping[str, Any], position: int) -> str:
     """Return the text of a text part.
 
@@ -119,6 +160,21 @@ def text_of(message: Mapping[str, Any]) -> str:
     if content is None:
         return ""
     return join_text(content)
+
+
+def system_text(messages: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    """Return the text of the system and developer messages, joined by blank lines.
+
+    None when there are none: Anthropic and Gemini take the system prompt
+    outside the turns.
+    """
+    texts = [text_of(message) for message in messages if message["role"] in ("system", "developer")]
+    return "\n\n".join(texts) if texts else None
+
+
+def native_keys(request: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Return the request's ``keys`` that are set (not None), to send unchanged."""
+    return {key: request[key] for key in keys if request.get(key) is not None}
 
 
 def stop_sequences(request: Mapping[str, Any]) -> Optional[list[str]]:

@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from litestream import errors
-from litestream.providers.base import describe_body, error_for_status
+from litestream.providers.base import describe_body, error_for_status, join_url
 
 __all__ = [
     "STATUS_FOR_ERROR_TYPE",
@@ -128,20 +128,6 @@ def attribute_errors(provider: str, model: Optional[str]) -> Iterator[None]:
 # ---------------------------------------------------------------------------
 # URLs and error bodies
 # ---------------------------------------------------------------------------
-
-
-def join_url(api_base: str, path: str) -> str:
-    """Join a base URL and a path, with exactly one slash between them.
-
-    A query string on the base (Azure's ``?api-version=...``) is kept and
-    merged with one on the path: ``join_url("http://h/v1?a=1", "/x?b=2")``
-    gives ``"http://h/v1/x?a=1&b=2"``.
-    """
-    base, _, base_query = api_base.partition("?")
-    path, _, path_query = path.partition("?")
-    url = base.rstrip("/") + "/" + path.lstrip("/")
-    query = "&".join(part for part in (base_query, path_query) if part)
-    return f"{url}?{query}" if query else url
 
 
 #: Equivalent HTTP status of the error types providers send inside a stream

@@ -28,7 +28,6 @@ from litestream.providers._wire import (
     attribute_errors,
     error_from_body,
     in_band_error,
-    join_url,
     load_error_json,
     retype_error,
 )
@@ -97,18 +96,14 @@ class AnthropicProvider(Provider):
         self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
     ) -> HTTPRequest:
         """Return the POST to ``/v1/messages``; see :class:`Provider`."""
-        stream = bool(request.get("stream"))
-        headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
-        if config.get("api_key"):
-            headers["x-api-key"] = str(config["api_key"])
-        headers.update(config.get("headers") or {})
-        return HTTPRequest(
-            method="POST",
-            url=join_url(str(config.get("api_base") or self.default_api_base), "/v1/messages"),
-            headers=headers,
-            json=build_body(model, request),
-            framing=self.framing if stream else "json",
+        return self._request(
+            "/v1/messages", build_body(model, request), bool(request.get("stream")), config,
+            {"anthropic-version": API_VERSION},
         )
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Return ``x-api-key``: Anthropic's key header."""
+        return {"x-api-key": api_key}
 
     def stream_parser(self, model: str) -> AnthropicStreamParser:
         """Return a parser for one Messages SSE stream."""
@@ -189,23 +184,17 @@ def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
         ConfigurationError: a message, tool or tool choice Anthropic cannot express.
     """
     messages = _messages.read_messages(request)
-    system_texts = [
-        _messages.text_of(message)
-        for message in messages
-        if message["role"] in ("system", "developer")
-    ]
+    system = _messages.system_text(messages)
     body: dict[str, Any] = {
         "model": model,
         "messages": _convert_messages(messages),
         "max_tokens": _messages.max_output_tokens(request) or DEFAULT_MAX_TOKENS,
     }
-    if system_texts:
-        body["system"] = "\n\n".join(system_texts)
+    if system is not None:
+        body["system"] = system
     if request.get("stream"):
         body["stream"] = True
-    for key in ("temperature", "top_p"):
-        if request.get(key) is not None:
-            body[key] = request[key]
+    body.update(_messages.native_keys(request, ("temperature", "top_p")))
     stop = _messages.stop_sequences(request)
     if stop:
         body["stop_sequences"] = stop
@@ -220,9 +209,7 @@ def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
     user = request.get("user")
     if isinstance(user, str) and "metadata" not in request:
         body["metadata"] = {"user_id": user}
-    for key in _NATIVE_KEYS:
-        if request.get(key) is not None:
-            body[key] = request[key]
+    body.update(_messages.native_keys(request, _NATIVE_KEYS))
     return body
 
 
@@ -240,28 +227,17 @@ def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, A
             role = "user"
         else:
             blocks = _user_blocks(message, position)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        _messages.merge_turn(turns, role, blocks, "content")
     return turns
 
 
 def _user_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    blocks: list[Mapping[str, Any]] = []
-    for part in _messages.content_parts(message.get("content"), position):
-        kind = part["type"]
-        if kind in ("text", "input_text"):
-            text = _messages.part_text(part, position)
-            if text:
-                blocks.append({"type": "text", "text": text})
-        elif kind == "image_url":
-            blocks.append(_image_block(_messages.image_url_of(part, position)))
-        else:
-            blocks.append(part)  # Anthropic-native blocks (image, document, ...) pass through
-    return blocks
+    return _messages.convert_parts(
+        message, position,
+        text=lambda text: {"type": "text", "text": text},
+        image=_image_block,
+        other=lambda part, position: part,  # Anthropic-native blocks (image, document...)
+    )
 
 
 def _image_block(url: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ __all__ = [
     "describe_body",
     "error_for_status",
     "join_text",
+    "join_url",
     "parse_retry_after",
 ]
 
@@ -189,6 +190,50 @@ class Provider:
         """
         raise NotImplementedError
 
+    def api_base(self, config: Mapping[str, Any]) -> str:
+        """Return the base URL: ``config["api_base"]`` or the provider's default."""
+        return str(config.get("api_base") or self.default_api_base)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Return the headers carrying ``api_key``: ``Authorization: Bearer`` unless overridden."""
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def headers(
+        self, config: Mapping[str, Any], fixed: Optional[Mapping[str, str]] = None
+    ) -> dict[str, str]:
+        """Return a request's headers, later ones winning.
+
+        JSON content type, then ``fixed`` (headers the API always wants, such
+        as Anthropic's version), then :meth:`auth_headers` when there is a
+        key, then ``config["headers"]``.
+        """
+        headers = {"Content-Type": "application/json", **(fixed or {})}
+        if config.get("api_key"):
+            headers.update(self.auth_headers(str(config["api_key"])))
+        headers.update(config.get("headers") or {})
+        return headers
+
+    def _request(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        stream: bool,
+        config: Mapping[str, Any],
+        fixed_headers: Optional[Mapping[str, str]] = None,
+    ) -> HTTPRequest:
+        """Return the JSON POST of ``body`` to ``path`` under :meth:`api_base`.
+
+        A stream is framed as :attr:`framing` says; any other answer is one
+        JSON body. ``fixed_headers`` go to :meth:`headers`.
+        """
+        return HTTPRequest(
+            method="POST",
+            url=join_url(self.api_base(config), path),
+            headers=self.headers(config, fixed_headers),
+            json=body,
+            framing=self.framing if stream else "json",
+        )
+
     def stream_parser(self, model: str) -> StreamParser:
         """Return a fresh parser for one streamed response."""
         raise NotImplementedError
@@ -206,6 +251,20 @@ class Provider:
     ) -> errors.LitestreamError:
         """Return the typed error for an HTTP error response (see :func:`error_for_status`)."""
         raise NotImplementedError
+
+
+def join_url(api_base: str, path: str) -> str:
+    """Join a base URL and a path, with exactly one slash between them.
+
+    A query string on the base (Azure's ``?api-version=...``) is kept and
+    merged with one on the path: ``join_url("http://h/v1?a=1", "/x?b=2")``
+    gives ``"http://h/v1/x?a=1&b=2"``.
+    """
+    base, _, base_query = api_base.partition("?")
+    path, _, path_query = path.partition("?")
+    url = base.rstrip("/") + "/" + path.lstrip("/")
+    query = "&".join(part for part in (base_query, path_query) if part)
+    return f"{url}?{query}" if query else url
 
 
 def join_text(parts: Sequence[Any]) -> str:

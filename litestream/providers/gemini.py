@@ -31,7 +31,6 @@ from litestream.providers._wire import (
     attribute_errors,
     error_from_body,
     in_band_error,
-    join_url,
     retype_error,
 )
 from litestream.providers.base import (
@@ -117,20 +116,13 @@ class GeminiProvider(Provider):
         stream = bool(request.get("stream"))
         model_path = quote(model.removeprefix("models/"), safe="-._~")
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        headers = {"Content-Type": "application/json"}
-        if config.get("api_key"):
-            headers["x-goog-api-key"] = str(config["api_key"])
-        headers.update(config.get("headers") or {})
-        return HTTPRequest(
-            method="POST",
-            url=join_url(
-                str(config.get("api_base") or self.default_api_base),
-                f"/v1beta/models/{model_path}:{method}",
-            ),
-            headers=headers,
-            json=build_body(request),
-            framing=self.framing if stream else "json",
+        return self._request(
+            f"/v1beta/models/{model_path}:{method}", build_body(request), stream, config
         )
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Return ``x-goog-api-key``: the Gemini Developer API's key header."""
+        return {"x-goog-api-key": api_key}
 
     def stream_parser(self, model: str) -> GeminiStreamParser:
         """Return a parser for one ``streamGenerateContent?alt=sse`` stream."""
@@ -229,13 +221,9 @@ def build_body(request: Mapping[str, Any]) -> dict[str, Any]:
     """
     messages = _messages.read_messages(request)
     body: dict[str, Any] = {"contents": _convert_messages(messages)}
-    system_texts = [
-        _messages.text_of(message)
-        for message in messages
-        if message["role"] in ("system", "developer")
-    ]
-    if system_texts:
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system_texts)}]}
+    system = _messages.system_text(messages)
+    if system is not None:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
     generation = _generation_config(request)
     if generation:
         body["generationConfig"] = generation
@@ -245,9 +233,7 @@ def build_body(request: Mapping[str, Any]) -> dict[str, Any]:
     tool_config = _tool_config(_messages.tool_choice(request))
     if tool_config is not None:
         body["toolConfig"] = tool_config
-    for key in _NATIVE_KEYS:
-        if request.get(key) is not None:
-            body[key] = request[key]
+    body.update(_messages.native_keys(request, _NATIVE_KEYS))
     return body
 
 
@@ -289,30 +275,20 @@ def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, A
             role, parts = "user", [_function_response(message, position, names_by_id)]
         else:
             parts = _user_parts(message, position)
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        _messages.merge_turn(contents, role, parts, "parts")
     return contents
 
 
 def _user_parts(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    parts: list[Mapping[str, Any]] = []
-    for part in _messages.content_parts(message.get("content"), position):
-        kind = part["type"]
-        if kind in ("text", "input_text"):
-            text = _messages.part_text(part, position)
-            if text:
-                parts.append({"text": text})
-        elif kind == "image_url":
-            parts.append(_image_part(_messages.image_url_of(part, position)))
-        else:
-            raise errors.ConfigurationError(
-                f"messages[{position}] has a {kind!r} part, which Gemini cannot take"
-            )
-    return parts
+    return _messages.convert_parts(
+        message, position, text=lambda text: {"text": text}, image=_image_part, other=_refuse_part
+    )
+
+
+def _refuse_part(part: Mapping[str, Any], position: int) -> Mapping[str, Any]:
+    raise errors.ConfigurationError(
+        f"messages[{position}] has a {part['type']!r} part, which Gemini cannot take"
+    )
 
 
 def _image_part(url: str) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from litestream.providers._wire import (
     as_str,
     attribute_errors,
     error_from_body,
-    join_url,
 )
 from litestream.providers.base import (
     Event,
@@ -79,17 +78,8 @@ class OllamaProvider(Provider):
         self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
     ) -> HTTPRequest:
         """Return the POST to ``/api/chat``; see :class:`Provider`."""
-        stream = bool(request.get("stream"))
-        headers = {"Content-Type": "application/json"}
-        if config.get("api_key"):
-            headers["Authorization"] = f"Bearer {config['api_key']}"
-        headers.update(config.get("headers") or {})
-        return HTTPRequest(
-            method="POST",
-            url=join_url(str(config.get("api_base") or self.default_api_base), "/api/chat"),
-            headers=headers,
-            json=build_body(model, request),
-            framing=self.framing if stream else "json",
+        return self._request(
+            "/api/chat", build_body(model, request), bool(request.get("stream")), config
         )
 
     def stream_parser(self, model: str) -> OllamaStreamParser:
@@ -179,9 +169,7 @@ def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
             body["format"] = schema["schema"]
         elif response_format.get("type") == "json_object":
             body["format"] = "json"
-    for key in _NATIVE_KEYS:
-        if request.get(key) is not None:
-            body[key] = request[key]
+    body.update(_messages.native_keys(request, _NATIVE_KEYS))
     return body
 
 

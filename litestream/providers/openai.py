@@ -24,7 +24,6 @@ from litestream.providers._wire import (
     attribute_errors,
     error_from_body,
     in_band_error,
-    join_url,
     load_error_json,
 )
 from litestream.providers.base import (
@@ -99,28 +98,8 @@ class OpenAIProvider(Provider):
         values, which are left out.
         """
         messages = _messages.read_messages(request)
-        stream = bool(request.get("stream"))
         body = self.build_body(model, request, messages)
-        return HTTPRequest(
-            method="POST",
-            url=join_url(self.api_base(config), self.chat_path),
-            headers=self.headers(config),
-            json=body,
-            framing=self.framing if stream else "json",
-        )
-
-    def api_base(self, config: Mapping[str, Any]) -> str:
-        """Return the base URL: ``config["api_base"]`` or the provider's default."""
-        return str(config.get("api_base") or self.default_api_base)
-
-    def headers(self, config: Mapping[str, Any]) -> dict[str, str]:
-        """Return JSON headers with ``Authorization: Bearer`` (when there is a key) and extras."""
-        headers = {"Content-Type": "application/json"}
-        api_key = config.get("api_key")
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        headers.update(config.get("headers") or {})
-        return headers
+        return self._request(self.chat_path, body, bool(request.get("stream")), config)
 
     def build_body(
         self, model: str, request: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]
