@@ -9,7 +9,7 @@ reads that shape back, so a chunk can be re-emitted to any OpenAI client.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import attrs
 
@@ -32,6 +32,25 @@ FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter"})
 
 def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if value is not None}
+
+
+def _add_calls_and_reasoning(
+    data: dict[str, Any],
+    tool_calls: Tuple[Union[ToolCallDelta, ToolCall], ...],
+    reasoning: Optional[str],
+) -> dict[str, Any]:
+    """Add ``tool_calls`` (when any) and ``reasoning_content`` (when set) to a delta or message."""
+    if tool_calls:
+        data["tool_calls"] = [call.to_dict() for call in tool_calls]
+    if reasoning is not None:
+        data["reasoning_content"] = reasoning
+    return data
+
+
+def _read_reasoning(data: dict[str, Any]) -> Optional[str]:
+    """Return a delta's or message's ``reasoning_content``, else its ``reasoning`` (OpenRouter)."""
+    reasoning = data.get("reasoning_content")
+    return data.get("reasoning") if reasoning is None else reasoning
 
 
 @attrs.frozen
@@ -120,24 +139,17 @@ class Delta:
     def to_dict(self) -> dict[str, Any]:
         """Return OpenAI's ``delta`` object (absent fields are left out)."""
         data = _drop_none({"role": self.role, "content": self.content})
-        if self.tool_calls:
-            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
-        if self.reasoning is not None:
-            data["reasoning_content"] = self.reasoning
-        return data
+        return _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Delta:
         """Read OpenAI's ``delta``; ``reasoning_content`` or ``reasoning`` fill ``reasoning``."""
         calls = data.get("tool_calls") or ()
-        reasoning = data.get("reasoning_content")
-        if reasoning is None:
-            reasoning = data.get("reasoning")
         return cls(
             role=data.get("role"),
             content=data.get("content"),
             tool_calls=tuple(ToolCallDelta.from_dict(call, i) for i, call in enumerate(calls)),
-            reasoning=reasoning,
+            reasoning=_read_reasoning(data),
         )
 
 
@@ -273,23 +285,16 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         """Return OpenAI's ``message`` object."""
         data: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.tool_calls:
-            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
-        if self.reasoning is not None:
-            data["reasoning_content"] = self.reasoning
-        return data
+        return _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
         """Read OpenAI's ``message`` object."""
-        reasoning = data.get("reasoning_content")
-        if reasoning is None:
-            reasoning = data.get("reasoning")
         return cls(
             role=data.get("role") or "assistant",
             content=data.get("content"),
             tool_calls=tuple(ToolCall.from_dict(call) for call in data.get("tool_calls") or ()),
-            reasoning=reasoning,
+            reasoning=_read_reasoning(data),
         )
 
 
