@@ -37,6 +37,9 @@ def _settle(server) -> None:
     join_readers()
     transport.close_idle_connections()
     assert server.wait_idle(10.0), f"{server.open_connections} server connections still open"
+    for thread in threading.enumerate():  # a server thread may still be on its way out
+        if thread.name.startswith("fakellm-conn"):
+            thread.join(5.0)
 
 
 # ---------------------------------------------------------------------------
