@@ -8,14 +8,15 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import attrs
 
 import litestream
 from litestream import errors
-from litestream.framing import make_decoder
+from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.providers import get_provider
+from litestream.providers.base import Event
 from litestream.types import Chunk
 
 #: The six providers that FakeLLMServer speaks, each with a model its router recognises.
@@ -112,31 +113,41 @@ def transcripts() -> list[tuple[str, str]]:
     return [(path.parent.name, path.stem) for path in sorted(FIXTURES.glob("*/*.txt"))]
 
 
-def replay_pieces(provider: str, pieces: list[bytes], *, finish: bool = True) -> Outcome:
+def replay_pieces(
+    provider: str, pieces: list[bytes], *, finish: bool = True,
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+) -> Outcome:
     """Feed byte pieces through the framing decoder and the provider's parser, like the reader.
 
     Stops at the provider's final event, as the transport does. With
     ``finish`` the end of the body is signalled too (``decoder.close`` and
-    ``parser.finish``).
+    ``parser.finish``). Only LitestreamErrors are caught; the types of what
+    the decoder and the parser return are checked on the way.
     """
     provider_object = get_provider(provider)
-    decoder = make_decoder(provider_object.framing)
+    decoder = make_decoder(provider_object.framing, max_event_size)
     parser = provider_object.stream_parser(MODELS[provider])
     outcome = Outcome()
+
+    def feed(events: Iterable[Event]) -> None:
+        for event in events:
+            assert isinstance(event, Event) and isinstance(event.data, str)
+            if parser.done:
+                return
+            produced = parser.feed(event)
+            assert isinstance(produced, list)
+            assert all(isinstance(chunk, Chunk) for chunk in produced), produced
+            outcome.chunks.extend(produced)
+
     try:
         for piece in pieces:
-            for event in decoder.feed(piece):
-                if parser.done:
-                    return outcome
-                outcome.chunks.extend(parser.feed(event))
+            feed(decoder.iter_feed(piece))
             if parser.done:
                 return outcome
         if finish:
-            for event in decoder.close():
-                if parser.done:
-                    break
-                outcome.chunks.extend(parser.feed(event))
-            outcome.chunks.extend(parser.finish())
+            feed(decoder.close())
+            if not parser.done:
+                outcome.chunks.extend(parser.finish())
     except errors.LitestreamError as error:
         outcome.error = error
     return outcome

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 import pytest
-from _harness import MODELS, PROVIDERS, Outcome, transcript, transcripts
+from _harness import MODELS, PROVIDERS, Outcome, replay_pieces, transcript, transcripts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,36 +43,6 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
         start = point
     pieces.append(data[start:])
     return pieces
-
-
-def run_pieces(provider: str, pieces: list[bytes], max_event_size: int = 1 << 20) -> Outcome:
-    """Drive decoder and parser like the reader thread; only LitestreamErrors are caught."""
-    provider_object = get_provider(provider)
-    decoder = make_decoder(provider_object.framing, max_event_size)
-    parser = provider_object.stream_parser(MODELS[provider])
-    outcome = Outcome()
-
-    def feed(events: Any) -> None:
-        for event in events:
-            assert isinstance(event, Event)
-            if parser.done:
-                return
-            produced = parser.feed(event)
-            assert isinstance(produced, list)
-            assert all(isinstance(chunk, Chunk) for chunk in produced)
-            outcome.chunks.extend(produced)
-
-    try:
-        for piece in pieces:
-            feed(decoder.iter_feed(piece))
-            if parser.done:
-                return outcome
-        feed(decoder.close())
-        if not parser.done:
-            outcome.chunks.extend(parser.finish())
-    except errors.LitestreamError as error:
-        outcome.error = error
-    return outcome
 
 
 def comparable(outcome: Outcome) -> tuple[Any, ...]:
@@ -152,7 +122,7 @@ def test_decoders_give_the_same_events_however_the_bytes_are_split(data, cuts, d
 @given(provider=st.sampled_from(PROVIDERS), data=wire_bytes,
        cuts=st.lists(st.integers(min_value=0), max_size=6))
 def test_parsers_survive_arbitrary_bytes(provider, data, cuts):
-    run_pieces(provider, split_at(data, cuts))
+    replay_pieces(provider, split_at(data, cuts))
 
 
 # ---------------------------------------------------------------------------
@@ -258,8 +228,8 @@ def test_parsers_survive_wrongly_shaped_json(case):
 def test_transcripts_split_anywhere_give_the_same_result(case, cuts):
     provider, name = case
     body = transcript(provider, name)
-    whole = run_pieces(provider, [body])
-    split = run_pieces(provider, split_at(body, cuts))
+    whole = replay_pieces(provider, [body])
+    split = replay_pieces(provider, split_at(body, cuts))
     assert comparable(split) == comparable(whole)
 
 
@@ -267,7 +237,7 @@ def test_transcripts_split_anywhere_give_the_same_result(case, cuts):
 def test_transcripts_byte_by_byte_give_the_same_result(case):
     provider, name = case
     body = transcript(provider, name)
-    whole = run_pieces(provider, [body])
+    whole = replay_pieces(provider, [body])
     assert whole.chunks, "a recorded transcript yields chunks"
-    one_byte = run_pieces(provider, [body[i:i + 1] for i in range(len(body))])
+    one_byte = replay_pieces(provider, [body[i:i + 1] for i in range(len(body))])
     assert comparable(one_byte) == comparable(whole)
