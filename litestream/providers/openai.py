@@ -253,12 +253,7 @@ class OpenAIStreamParser(StreamParser):
                 return Choice(index, Delta(content=content)) if content else None
         index = as_int(raw.get("index"), "choice index") or 0
         delta = as_dict(raw.get("delta"), "delta")
-        content, reasoning = split_content(delta.get("content"))
-        reasoning = _first_text(
-            reasoning,
-            as_str(delta.get("reasoning_content"), "reasoning_content"),
-            as_str(delta.get("reasoning"), "reasoning"),
-        )
+        content, reasoning = _text_and_reasoning(delta)
         refusal = as_str(delta.get("refusal"), "refusal")
         if refusal and not content:
             content = refusal
@@ -342,6 +337,21 @@ def split_content(content: Any) -> tuple[Optional[str], Optional[str]]:
     return "".join(texts), ("".join(thoughts) or None)
 
 
+def _text_and_reasoning(message: Mapping[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    """Return ``(text, reasoning)`` of a delta or message.
+
+    Reasoning is the first non-empty of: thinking parts of the content
+    (Mistral), ``reasoning_content`` (DeepSeek, vLLM) and ``reasoning``
+    (OpenRouter).
+    """
+    content, reasoning = split_content(message.get("content"))
+    return content, _first_text(
+        reasoning,
+        as_str(message.get("reasoning_content"), "reasoning_content"),
+        as_str(message.get("reasoning"), "reasoning"),
+    )
+
+
 def _first_text(*values: Optional[str]) -> Optional[str]:
     for value in values:
         if value:
@@ -370,12 +380,7 @@ def parse_usage(raw: Any) -> Optional[Usage]:
 def _response_choice(raw: Any) -> ResponseChoice:
     choice = as_dict(raw, "choice")
     message = as_dict(choice.get("message"), "message")
-    content, reasoning = split_content(message.get("content"))
-    reasoning = _first_text(
-        reasoning,
-        as_str(message.get("reasoning_content"), "reasoning_content"),
-        as_str(message.get("reasoning"), "reasoning"),
-    )
+    content, reasoning = _text_and_reasoning(message)
     calls = []
     for raw_call in as_list(message.get("tool_calls"), "tool_calls"):
         call = as_dict(raw_call, "tool call")
