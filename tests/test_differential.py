@@ -29,6 +29,18 @@ class Outcome:
         self.tool_calls: list[tuple[str, Any]] = []
         self.usage: tuple[int, int] | None = None
         self.failed = False
+        self._fragments: dict[int, list[Any]] = {}
+
+    def add_fragment(self, index: int, name: str | None, arguments: str | None) -> None:
+        """Merge one streamed tool-call fragment into the call with that index."""
+        entry = self._fragments.setdefault(index, [None, []])
+        entry[0] = entry[0] or name
+        entry[1].append(arguments or "")
+
+    def merge_fragments(self) -> None:
+        """Turn the merged fragments into whole calls with parsed arguments."""
+        self.tool_calls = [(name, _arguments("".join(parts)))
+                           for name, parts in self._fragments.values()]
 
     def summary(self) -> tuple[str, list[tuple[str, Any]], tuple[int, int] | None, bool]:
         return "".join(self.text), self.tool_calls, self.usage, self.failed
@@ -60,7 +72,6 @@ def read_with_litestream(server: FakeLLMServer, provider: str, case: Path) -> Ou
     server.replay(case)
     stream = ls.completion(provider, _model_of(provider, case), messages=MESSAGES, stream=True,
                            api_key="differential-key", api_base=server.api_base(provider))
-    calls: dict[int, list[Any]] = {}
     try:
         with stream:
             for chunk in stream:
@@ -69,19 +80,16 @@ def read_with_litestream(server: FakeLLMServer, provider: str, case: Path) -> Ou
                 for choice in chunk.choices:
                     outcome.text.append(choice.delta.content or "")
                     for call in choice.delta.tool_calls:
-                        entry = calls.setdefault(call.index, [None, []])
-                        entry[0] = entry[0] or call.name
-                        entry[1].append(call.arguments or "")
+                        outcome.add_fragment(call.index, call.name, call.arguments)
     except ls.LitestreamError:
         outcome.failed = True
-    outcome.tool_calls = [(name, _arguments("".join(parts))) for name, parts in calls.values()]
+    outcome.merge_fragments()
     return outcome
 
 
 def read_with_openai(server: FakeLLMServer, provider: str, case: Path) -> Outcome:
     openai = pytest.importorskip("openai")
     outcome = Outcome()
-    calls: dict[int, list[Any]] = {}
     server.replay(case)
     with openai.OpenAI(base_url=server.api_base(provider), api_key="x", max_retries=0) as client:
         try:
@@ -94,12 +102,12 @@ def read_with_openai(server: FakeLLMServer, provider: str, case: Path) -> Outcom
                 for choice in chunk.choices:
                     outcome.text.append(choice.delta.content or "")
                     for call in choice.delta.tool_calls or ():
-                        entry = calls.setdefault(call.index, [None, []])
-                        entry[0] = entry[0] or (call.function and call.function.name)
-                        entry[1].append((call.function and call.function.arguments) or "")
+                        function = call.function
+                        outcome.add_fragment(call.index, function and function.name,
+                                             function and function.arguments)
         except openai.APIError:
             outcome.failed = True
-    outcome.tool_calls = [(name, _arguments("".join(parts))) for name, parts in calls.values()]
+    outcome.merge_fragments()
     return outcome
 
 
