@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Optional
 
 import attrs
 import pytest
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from litestream import errors
+from litestream._body import BodyReader
 from litestream.framing import NDJSONDecoder, SSEDecoder, make_decoder
 from litestream.providers import get_provider
 from litestream.providers.base import Event
@@ -241,3 +243,90 @@ def test_transcripts_byte_by_byte_give_the_same_result(case):
     assert whole.chunks, "a recorded transcript yields chunks"
     one_byte = replay_pieces(provider, [body[i:i + 1] for i in range(len(body))])
     assert comparable(one_byte) == comparable(whole)
+
+
+# ---------------------------------------------------------------------------
+# The body reader: chunked transfer encoding undone across arbitrary reads
+# ---------------------------------------------------------------------------
+
+
+class _SocketFile:
+    """Stands in for the socket file: ``read1`` returns the prepared pieces, then EOF."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = [piece for piece in pieces if piece]
+
+    def read1(self, size: int) -> bytes:
+        if not self._pieces:
+            return b""
+        piece = self._pieces[0]
+        self._pieces[0] = piece[size:]
+        if not self._pieces[0]:
+            self._pieces.pop(0)
+        return piece[:size]
+
+
+def _response(pieces: list[bytes], chunked: bool, length: Any = None) -> Any:
+    http_response = SimpleNamespace(fp=_SocketFile(pieces), chunked=chunked, length=length,
+                                    _close_conn=lambda: None)
+    return SimpleNamespace(raw=SimpleNamespace(_fp=http_response))
+
+
+def _read_body(response: Any) -> tuple[bytes, Optional[type[BaseException]]]:
+    reader = BodyReader(response)
+    received = []
+    try:
+        for _ in range(100_000):
+            data = reader.read()
+            if not data:
+                return b"".join(received), None
+            received.append(data)
+        raise AssertionError("the body reader never ended")
+    except errors.LitestreamError as error:
+        return b"".join(received), type(error)
+
+
+@st.composite
+def chunked_bodies(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    body = draw(st.binary(max_size=300))
+    sizes = draw(st.lists(st.integers(1, 40), max_size=20))
+    encoded, position = [], 0
+    for size in sizes + [len(body)]:
+        piece = body[position:position + size]
+        if not piece:
+            break
+        extension = draw(st.sampled_from([b"", b";name=value"]))
+        encoded.append(b"%x%b\r\n%b\r\n" % (len(piece), extension, piece))
+        position += len(piece)
+    trailers = draw(st.sampled_from([b"", b"X-Trailer: 1\r\n"]))
+    return body, b"".join(encoded) + b"0\r\n" + trailers + b"\r\n"
+
+
+@FUZZ
+@given(case=chunked_bodies(), cuts=st.lists(st.integers(min_value=0), max_size=10))
+def test_body_reader_undoes_chunked_encoding_however_it_is_split(case, cuts):
+    body, encoded = case
+    received, error = _read_body(_response(split_at(encoded, cuts), chunked=True))
+    assert error is None
+    assert received == body
+
+
+@FUZZ
+@given(case=chunked_bodies(), cut=st.integers(min_value=0), cuts=st.lists(st.integers(0)))
+def test_body_reader_reports_a_chunked_body_cut_short(case, cut, cuts):
+    body, encoded = case
+    cut %= len(encoded)  # strictly inside: the final CRLF never arrives
+    received, error = _read_body(_response(split_at(encoded[:cut], cuts), chunked=True))
+    assert error is not None and issubclass(error, errors.StreamConnectionError)
+    assert body.startswith(received)
+
+
+@FUZZ
+@given(data=wire_bytes, cuts=st.lists(st.integers(min_value=0), max_size=8),
+       chunked=st.booleans(), length=st.one_of(st.none(), st.integers(0, 500)))
+def test_body_reader_gives_bytes_or_a_typed_error_for_any_input(data, cuts, chunked, length):
+    received, error = _read_body(_response(split_at(data, cuts), chunked, length))
+    assert isinstance(received, bytes)
+    assert error is None or issubclass(error, errors.LitestreamError)
+    if not chunked and length is not None and error is None:
+        assert received == data[:length]
