@@ -21,6 +21,7 @@ from _harness import (
     open_stream,
     replay_pieces,
     transcript,
+    transcripts,
 )
 
 from litestream import errors
@@ -359,3 +360,35 @@ def test_transcripts_have_mid_stream_boundaries(provider):
     body = transcript(provider)
     assert len(event_boundaries(provider, body)) >= 3
     assert mid_stream_boundary(provider, body) < len(body)
+
+
+# ---------------------------------------------------------------------------
+# Framing over real HTTP: one byte per HTTP chunk, reused connections
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", transcripts(), ids=lambda case: "/".join(case))
+def test_transcript_sent_one_byte_per_http_chunk_gives_the_same_chunks(case, server):
+    provider, name = case
+    body = transcript(provider, name)
+    expected = replay_pieces(provider, [body])
+    server.replay(body, piece_size=1)
+    stream = open_stream(provider, server.api_base(provider))
+    outcome = consume(stream)
+    assert outcome.content == expected.content
+    assert outcome.finish_reasons == expected.finish_reasons
+    assert type(outcome.error) is type(expected.error)
+    assert len(outcome.chunks) == len(expected.chunks)
+    assert_finished(stream)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_connection_reused_after_extra_events_serves_the_next_stream(provider, server):
+    for _ in range(3):
+        server.script(text=TEXT, chunks=WORDS, events_after_done=True)
+    for _ in range(3):
+        stream = open_stream(provider, server.api_base(provider))
+        outcome = consume(stream)
+        assert outcome.error is None
+        assert outcome.content == TEXT
+        assert_finished(stream)
