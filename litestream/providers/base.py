@@ -11,6 +11,7 @@ an error body into a typed :class:`~litestream.errors.LitestreamError`.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Mapping, Optional, Sequence
 
@@ -44,17 +45,33 @@ class Event:
     event: Optional[str] = None
 
 
+_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie")
+
+
+def _redacted_headers(headers: Mapping[str, str]) -> str:
+    return repr({
+        name: "[REDACTED]" if _CREDENTIAL_HEADER.search(name) else errors.redact(str(value))
+        for name, value in headers.items()
+    })
+
+
+def _redacted_url(url: str) -> str:
+    return repr(errors.redact(url))
+
+
 @attrs.frozen
 class HTTPRequest:
     """Everything the transport needs to send one request.
 
     ``framing`` is ``"sse"`` or ``"ndjson"`` for streams, ``"json"`` for a
-    whole body.
+    whole body. The repr hides credentials (``Authorization``, ``x-api-key``
+    and other key or token headers, a ``key=`` in the URL), since a repr may
+    end up in a log or a traceback.
     """
 
     method: str
-    url: str
-    headers: Mapping[str, str]
+    url: str = attrs.field(repr=_redacted_url)
+    headers: Mapping[str, str] = attrs.field(repr=_redacted_headers)
     json: Optional[Mapping[str, Any]] = None
     framing: str = "sse"
 
