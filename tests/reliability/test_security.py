@@ -35,6 +35,7 @@ from _harness import (
 
 import litestream
 from litestream import errors
+from litestream.providers import get_provider
 from litestream.streaming import to_sse_stream
 from litestream.testing import FakeLLMServer
 
@@ -187,6 +188,20 @@ def test_a_key_cut_short_by_an_excerpt_is_hidden_too(fault, kept, server):
     assert "yyyy" in error.message, "the excerpt must reach the key"
     for text in _texts_of(error):
         assert not _leaks(key, text), text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_reprs_of_the_request_and_the_stream_hide_the_key(provider, server):
+    key = "unregistered" + uuid.uuid4().hex  # straight to the provider: never registered
+    request = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    http_request = get_provider(provider).build_request(
+        MODELS[provider], request, {"api_key": key, "api_base": server.api_base(provider)})
+    assert key in json.dumps(dict(http_request.headers)) + http_request.url, "sent somewhere"
+    assert not _leaks(key, repr(http_request))
+    server.script(text="fine")
+    stream = open_stream(provider, server.api_base(provider), api_key=key)
+    assert not _leaks(key, repr(stream))
+    assert consume(stream).content == "fine"
 
 
 def test_headers_carrying_credentials_are_hidden_too(server):
