@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 from typing import Iterator
@@ -14,6 +15,8 @@ from _harness import (
     assert_finished,
     closed_port,
     consume,
+    join_readers,
+    litestream_threads,
     open_stream,
 )
 
@@ -104,6 +107,18 @@ def test_a_slow_consumer_holds_the_reader_back_and_close_releases_it(provider, s
         assert stream.qsize() < len(many) // 2
     assert stream.join(5.0)
     assert server.wait_for_disconnect(5.0)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_abandoned_stream_blocked_on_a_full_buffer_is_closed_by_gc(provider, server):
+    server.script(chunks=[f" word{number}" for number in range(5000)])
+    stream = open_stream(provider, server.api_base(provider), buffer=1)
+    assert stream.get(timeout=5) is not None
+    del stream  # never closed: the finalizer must release the blocked reader
+    gc.collect()
+    assert server.wait_for_disconnect(5.0)
+    join_readers()
+    assert litestream_threads() == []
 
 
 def test_alts_names_the_stream_that_failed_and_the_others_go_on(server):
