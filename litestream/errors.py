@@ -82,8 +82,8 @@ def register_secret(secret: Optional[str]) -> None:
     credentials you pass through ``headers``. Strings shorter than 8
     characters are ignored: they would redact ordinary words (a ``"test"``
     key would hide part of every model name); the credential patterns still
-    apply to them. A truncated
-    copy is hidden too, from its first 8 characters on.
+    apply to them. A truncated copy is hidden too, from its first 8
+    characters on.
     """
     global _secrets_longest_first
     if not secret or len(secret) < 8:
