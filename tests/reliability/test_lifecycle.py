@@ -155,6 +155,61 @@ def test_sse_reemission_closed_by_the_web_server_closes_the_upstream(server):
     assert server.wait_for_disconnect(5.0)
 
 
+_CALLBACK_FAULTS = {
+    "inband_error": ({"inband_error_after": 2}, {}, errors.ProviderError),
+    "cut": ({"cut_after_bytes": 400}, {}, errors.StreamConnectionError),
+    "idle": ({"stall_after": 2, "keepalive_interval": 0.05}, {"idle_timeout": 0.3},
+             errors.IdleTimeout),
+    "malformed": ({"malformed_after": 1}, {}, errors.ProtocolError),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(_CALLBACK_FAULTS))
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama"])
+def test_callbacks_under_faults_call_on_error_exactly_once(provider, fault, server):
+    script, config, error_class = _CALLBACK_FAULTS[fault]
+    server.script(chunks=PIECES[:6], **script)
+    stream = open_stream(provider, server.api_base(provider), **config)
+    calls: list[tuple[str, object]] = []
+    future = litestream.consume_stream_with_callbacks(
+        stream, lambda chunk: calls.append(("chunk", chunk)),
+        on_complete=lambda response: calls.append(("complete", response)),
+        on_error=lambda error: calls.append(("error", error)))
+    with pytest.raises(error_class):
+        future.result(timeout=10)
+    kinds = [kind for kind, _ in calls]
+    assert kinds.count("error") == 1 and "complete" not in kinds
+    assert kinds[-1] == "error" and isinstance(calls[-1][1], error_class)
+    assert stream.closed and stream.join(5.0)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama"])
+def test_two_consumers_of_one_failing_stream_share_its_chunks_and_one_error(provider, server):
+    server.script(chunks=PIECES, inband_error_after=40)
+    stream = open_stream(provider, server.api_base(provider), buffer=4)
+    seen: list[list[object]] = [[], []]
+
+    def consumer(mine: list[object]) -> None:
+        try:
+            for chunk in stream:
+                mine.append(chunk.content)
+        except errors.LitestreamError as error:
+            mine.append(error)
+
+    threads = [threading.Thread(target=consumer, args=(mine,)) for mine in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10.0)
+    raised = [item for mine in seen for item in mine if isinstance(item, errors.LitestreamError)]
+    assert len(raised) == 1, "the error is raised once, to one consumer"
+    texts = [item for mine in seen for item in mine if isinstance(item, str)]
+    assert sorted(texts) == sorted(PIECES[:40])
+    for mine in seen:  # each consumer sees its share in order
+        own = [item for item in mine if isinstance(item, str)]
+        assert own == sorted(own, key=PIECES.index)
+
+
 # ---------------------------------------------------------------------------
 # The non-streaming path under the same faults
 # ---------------------------------------------------------------------------
