@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from _harness import (
+    MESSAGES,
     MODELS,
     PROVIDERS,
     assert_finished,
@@ -188,6 +189,35 @@ def test_a_key_cut_short_by_an_excerpt_is_hidden_too(fault, kept, server):
     assert "yyyy" in error.message, "the excerpt must reach the key"
     for text in _texts_of(error):
         assert not _leaks(key, text), text
+
+
+_WHOLE_BODY_FAULTS = {
+    "401_echoes_key": lambda server, key: server.script(
+        error_status=401, error_body={"error": {"message": f"bad key {key}"}}),
+    "html_500_echoes_key": lambda server, key: server.script(
+        error_status=500, error_body=f"<html>upstream {key} failed</html>"),
+    "200_page_holds_key": lambda server, key: server.replay(
+        f"<html>{'z' * 150}{key}</html>".encode(), content_type="text/html"),
+    "refused": lambda server, key: None,
+    "timeout": lambda server, key: server.script(no_response=True),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(_WHOLE_BODY_FAULTS))
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama"])
+def test_the_api_key_never_leaks_from_a_non_streaming_call(provider, fault, server, caplog):
+    key = CANARIES["plain"]
+    caplog.set_level(logging.DEBUG, logger="litestream")
+    _WHOLE_BODY_FAULTS[fault](server, key)
+    api_base = (f"http://127.0.0.1:{closed_port()}" if fault == "refused"
+                else server.api_base(provider))
+    with pytest.raises(errors.LitestreamError) as raised:
+        litestream.completion(provider, MODELS[provider], messages=MESSAGES,
+                              api_key=key, api_base=api_base, timeout=0.3)
+    for text in _texts_of(raised.value):
+        assert not _leaks(key, text), text
+    for record in caplog.records:
+        assert not _leaks(key, logging.Formatter("%(message)s %(exc_info)s").format(record))
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
