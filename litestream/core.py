@@ -24,9 +24,11 @@ from litestream.types import Chunk, Response
 
 __all__ = [
     "CONFIG_KEYS",
+    "CREDENTIAL_HEADERS",
     "completion",
     "estimate_tokens",
     "extract_content",
+    "is_credential_header",
     "key_variables",
     "prepare",
     "resolve_config",
@@ -35,6 +37,29 @@ __all__ = [
 ]
 
 logger = logging.getLogger("litestream")
+
+#: Request headers that carry credentials; their values are redacted everywhere.
+CREDENTIAL_HEADERS = frozenset({
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+})
+
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "signature", "cookie", "password")
+
+
+def is_credential_header(name: str) -> bool:
+    """Return True when a request header's value is a credential, to be redacted everywhere.
+
+    The known ones (:data:`CREDENTIAL_HEADERS`) and any whose name mentions
+    auth, key, token, secret, signature, cookie or password
+    (``X-Custom-Auth``); not ``HTTP-Referer`` or ``X-Title``.
+    """
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS)
+
 
 #: The keys of a call's config; every other keyword argument is a request key.
 CONFIG_KEYS = frozenset({
@@ -75,7 +100,7 @@ def validate_request(request: Mapping[str, Any]) -> list[str]:
     messages = request.get("messages")
     if not isinstance(messages, (list, tuple)) or not messages:
         problems.append("'messages' must be a non-empty list of {'role': ..., 'content': ...}")
-        return problems
+        messages = ()
     for position, message in enumerate(messages):
         if not isinstance(message, Mapping):
             problems.append(f"messages[{position}] is a {type(message).__name__}, not a dict")
@@ -92,13 +117,19 @@ def validate_request(request: Mapping[str, Any]) -> list[str]:
             )
         if content is None and role in ("user", "system") and not message.get("tool_calls"):
             problems.append(f"messages[{position}] ({role}) has no 'content'")
+    stream = request.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        problems.append(f"'stream' must be True or False, not {stream!r}")
     for key in ("temperature", "top_p"):
         value = request.get(key)
-        if value is not None and not isinstance(value, (int, float)):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             problems.append(f"{key!r} must be a number")
-    max_tokens = request.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
-        problems.append("'max_tokens' must be a positive integer")
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = request.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value <= 0
+        ):
+            problems.append(f"{key!r} must be a positive integer")
     return problems
 
 
@@ -126,10 +157,20 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
         raise errors.ConfigurationError(
             f"no API key for {provider.name}: pass config={{'api_key': ...}} or set {variables}"
         )
+    if api_key is not None and not isinstance(api_key, str):
+        raise errors.ConfigurationError("'api_key' must be a string")
     errors.register_secret(api_key)
-    for value in (resolved.get("headers") or {}).values():
-        if isinstance(value, str) and len(value) >= 16:
-            errors.register_secret(value)
+    headers = resolved.get("headers")
+    if headers is not None:
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
+        ):
+            raise errors.ConfigurationError("'headers' must be a dict of strings to strings")
+        for name, value in headers.items():
+            # Only credentials are secrets: registering every long header value
+            # (OpenRouter's HTTP-Referer, X-Title) would redact ordinary text.
+            if is_credential_header(name):
+                errors.register_secret(value.split(" ", 1)[-1])
     api_base = resolved.get("api_base")
     if not api_base and provider.base_url_env_var:
         api_base = os.environ.get(provider.base_url_env_var) or None
@@ -138,11 +179,14 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
         if api_base:
             resolved["api_base"] = api_base
     if api_base:
-        scheme = urlsplit(str(api_base)).scheme
-        if scheme not in ("http", "https"):
+        parts = urlsplit(str(api_base))
+        if parts.scheme not in ("http", "https"):
             raise errors.ConfigurationError(
-                f"api_base must be an http:// or https:// URL, not {scheme or 'a bare name'!r}"
+                f"api_base must be an http:// or https:// URL, "
+                f"not {parts.scheme or 'a bare name'!r}"
             )
+        if not parts.hostname:
+            raise errors.ConfigurationError(f"api_base {str(api_base)!r} names no host")
     for key in _TIMEOUT_KEYS:
         value = resolved.get(key)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):
@@ -199,6 +243,12 @@ def prepare(
         raise errors.ConfigurationError("the provider must be a name such as 'openai'")
     provider_name, model_name = split_model(provider, model)
     provider_object = get_provider(provider_name)
+    for name, value in (("request", request), ("config", config)):
+        if value is not None and not isinstance(value, Mapping):
+            raise errors.ConfigurationError(
+                f"{name} must be a dict, not {type(value).__name__}",
+                provider=provider_name, model=model_name,
+            )
     merged_request = dict(request or {})
     merged_config = dict(config or {})
     for key, value in kwargs.items():

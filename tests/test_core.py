@@ -82,6 +82,17 @@ def test_key_comes_from_the_environment(server, monkeypatch):
                            idle_timeout=-1), "idle_timeout"),
     (lambda: ls.completion("openai", "gpt-4o", {"messages": MESSAGES}, {"api_kye": "k"}),
      "unknown config keys"),
+    (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
+                           stream="false"), "'stream' must be True or False"),
+    (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
+                           max_tokens=True), "max_tokens"),
+    (lambda: ls.completion("openai", "gpt-4o", "hello"), "request must be a dict"),
+    (lambda: ls.completion("openai", "gpt-4o", {"messages": MESSAGES}, "sk-abc"),
+     "config must be a dict"),
+    (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
+                           headers=["x"]), "headers"),
+    (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
+                           api_base="http://"), "names no host"),
 ])
 def test_bad_input_raises_configuration_error_before_any_io(server, call, message):
     requests_before = len(server.requests)
@@ -105,3 +116,16 @@ def test_extract_content_dispatches_on_type():
     assert ls.extract_content(ls.Chunk(choices=[ls.Choice(delta=ls.Delta(content=""))])) is None
     with pytest.raises(TypeError):
         ls.extract_content("text")  # type: ignore[arg-type]
+
+
+def test_only_credential_headers_become_redacted_secrets(server):
+    server.script(text="ok")
+    referer, title, token = "https://myapp.example.com", "My application name", "tok-0123456789ab"
+    response = ls.completion("openrouter", "openai/gpt-4o-mini", messages=MESSAGES,
+                             api_key="sk-or-core-test-01", api_base=server.api_base("openrouter"),
+                             headers={"HTTP-Referer": referer, "X-Title": title,
+                                      "X-Custom-Auth": token})
+    assert response.content == "ok"
+    assert server.last_request.headers["x-title"] == title
+    text = f"see {referer} and {title}, token {token}"
+    assert str(ls.errors.ProviderError(text)) == f"see {referer} and {title}, token [REDACTED]"

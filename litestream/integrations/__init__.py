@@ -37,6 +37,7 @@ __all__ = [
     "proxy_chat_completion",
     "resolve_model",
     "sse_reply",
+    "upstream_config",
     "Upstream",
     "upstream_from_env",
 ]
@@ -138,7 +139,7 @@ def resolve_model(
     """
     if requested:
         prefix, _, rest = requested.partition("/")
-        if rest and prefix.lower().replace("-", "_") in PROVIDERS:
+        if rest and _provider_key(prefix) in PROVIDERS:
             return prefix, rest
         model = requested
     if not provider:
@@ -148,6 +149,31 @@ def resolve_model(
     if not model:
         raise errors.ConfigurationError("no model: send 'model' or configure a default model")
     return provider, model
+
+
+_CREDENTIAL_KEYS = ("api_key", "api_base", "headers")
+
+
+def upstream_config(
+    config: Optional[Mapping[str, Any]], configured: Optional[str], requested: str
+) -> dict[str, Any]:
+    """Return the config for a proxied call to ``requested``.
+
+    The configured credentials (``api_key``, ``api_base``, ``headers``)
+    belong to the ``configured`` provider only: a client naming another
+    provider in its ``model`` must never have them sent to that provider's
+    host. Such a call uses that provider's own key from the environment;
+    the other settings (timeouts, buffer) still apply.
+    """
+    settings = dict(config or {})
+    if configured is None or _provider_key(configured) != _provider_key(requested):
+        for key in _CREDENTIAL_KEYS:
+            settings.pop(key, None)
+    return settings
+
+
+def _provider_key(name: str) -> str:
+    return name.lower().replace("-", "_")
 
 
 def proxy_chat_completion(
@@ -184,7 +210,8 @@ def proxy_chat_completion(
             raise errors.ConfigurationError("the request body must be a JSON object")
         request = dict(body)
         provider_name, model_name = resolve_model(request.pop("model", None), provider, model)
-        result = completion(provider_name, model_name, request, dict(config or {}))
+        result = completion(provider_name, model_name, request,
+                            upstream_config(config, provider, provider_name))
         if isinstance(result, Response):
             return ProxyReply(200, JSON_CONTENT_TYPE, _json_bytes(result.to_dict()))
         try:

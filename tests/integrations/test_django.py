@@ -96,7 +96,7 @@ def test_django_client_hang_up_closes_the_upstream(django_url: str, upstream: Fa
     assert len(hang_up_after(django_url, "/stream?question=Hi", 2)) >= 2
     assert upstream.wait_for_disconnect(5), "the upstream request outlived the web client"
     for thread in threading.enumerate():
-        if thread.name.startswith("litestream-reader"):
+        if thread.name.startswith("litestream-"):  # the reader, and the timer it used
             thread.join(5)
     assert not [t for t in threading.enumerate() if t.name.startswith("litestream-")]
 

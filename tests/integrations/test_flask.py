@@ -153,7 +153,7 @@ def test_client_hang_up_closes_the_upstream(flask_url: str, upstream: FakeLLMSer
     assert len(events) >= 2
     assert upstream.wait_for_disconnect(5), "the upstream request outlived the web client"
     for thread in threading.enumerate():
-        if thread.name.startswith("litestream-reader"):
+        if thread.name.startswith("litestream-"):  # the reader, and the timer it used
             thread.join(5)
     assert not [t for t in threading.enumerate() if t.name.startswith("litestream-")]
 
