@@ -17,6 +17,7 @@ wakes a read blocked in ``recv`` (closing the file object would not).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -68,24 +69,25 @@ _current = threading.local()
 
 
 class _TrackedConnectionMixin:
-    """Reports each request's connection to the reader thread sending it.
+    """Reports each request's connection to the guard of the thread sending it.
 
-    The reader needs the socket while it still waits for response headers,
-    so that ``close()`` or a deadline can shut it down from another thread.
+    The socket must be reachable while the request still waits for response
+    headers, so that ``close()`` or a deadline can shut it down from another
+    thread.
     """
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        reader = getattr(_current, "reader", None)
-        if reader is not None:
-            reader.attach(self)
+        guard = getattr(_current, "guard", None)
+        if guard is not None:
+            guard.attach(self)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
-        reader = getattr(_current, "reader", None)
-        if reader is not None:
+        guard = getattr(_current, "guard", None)
+        if guard is not None:
             # A deadline or close() may have come while the socket did not exist yet.
-            reader.attach(self)
+            guard.attach(self)
 
 
 class _HTTPConnection(_TrackedConnectionMixin, urllib3.connection.HTTPConnection):
@@ -199,14 +201,19 @@ def send(
 ) -> Any:
     """Send a non-streaming request and return the JSON body; raise typed errors.
 
-    The read timeout is the call's total ``timeout`` (or the first-chunk
-    timeout when no total is set).
+    ``timeout`` bounds the whole call, body included: the shared timer shuts
+    the socket down when it passes (a per-read timeout would let a slow drip
+    of bytes run on). Without it, ``first_chunk_timeout`` bounds each wait.
     """
     total = config.get("timeout")
-    read_timeout = total if total is not None else config.get(
+    connect, _ = _timeouts(config)
+    read_timeout = None if total is not None else config.get(
         "first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT
     )
-    connect, _ = _timeouts(config)
+    guard = _SocketGuard()
+    deadline = call_later(float(total), guard.stop) if total is not None else None
+    fields = {"provider": provider.name, "model": model}
+    _current.guard = guard
     try:
         response = session().request(
             http_request.method,
@@ -217,29 +224,77 @@ def send(
             verify=config.get("verify", True),
             stream=True,
         )
-    except requests.exceptions.ReadTimeout:
-        error_class = errors.TotalTimeout if total is not None else errors.FirstChunkTimeout
-        raise error_class(
-            f"no response within {read_timeout} s", provider=provider.name, model=model
-        ) from None
+        with response:
+            if response.status_code >= 400:
+                raise _error_from_response(response, provider, model)
+            text = response.content.decode("utf-8", errors="replace")
+    except errors.LitestreamError:
+        raise
     except Exception as error:
+        if guard.stopped:
+            raise errors.TotalTimeout(f"no complete response within {total} s", **fields) from None
+        if isinstance(error, requests.exceptions.ReadTimeout):
+            raise errors.FirstChunkTimeout(f"no response within {read_timeout} s",
+                                           **fields) from None
         raise _map_request_exception(error, provider.name, model) from None
-    with response:
-        if response.status_code >= 400:
-            raise _error_from_response(response, provider, model)
-        try:
-            body = response.json()
-        except ValueError:
-            text = response.text[:200]
-            raise errors.ProtocolError(
-                f"expected a JSON body, got {text!r}", provider=provider.name, model=model
-            ) from None
-        except Exception as error:
-            raise _map_request_exception(error, provider.name, model) from None
+    finally:
+        _current.guard = None
+        guard.release()
+        if deadline is not None:
+            deadline.cancel()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise errors.ProtocolError(f"expected a JSON body, got {text[:200]!r}", **fields) from None
     if isinstance(body, dict) and "error" in body and len(body) <= 2:
         # Some servers answer 200 with an error object.
-        raise provider.parse_error(500, response.text, response.headers, model)
+        raise provider.parse_error(500, text, response.headers, model)
     return body
+
+
+class _SocketGuard:
+    """The socket of one request, which another thread may shut down.
+
+    ``close()`` and the deadlines run on other threads than the one blocked
+    in ``recv``; shutting the socket down is what wakes it (closing the file
+    object would not). Once the request's thread has let the connection go
+    (back to the pool, where another request may use it), nothing may shut
+    it down any more, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connection: Any = None
+        self.stopped = False
+
+    def attach(self, connection: Any) -> None:
+        """Remember the connection carrying the request (called in the request's thread)."""
+        with self.lock:
+            self.connection = connection
+            stopped = self.stopped
+        if stopped:  # a stop came while the socket did not exist yet
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Shut the socket down now, and as soon as it exists if it does not yet."""
+        with self.lock:
+            self.stopped = True
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Shut the socket down if the request still holds it."""
+        with self.lock:
+            sock = getattr(self.connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def release(self) -> None:
+        """Let the connection go: from now on nothing shuts it down."""
+        with self.lock:
+            self.connection = None
 
 
 # ---------------------------------------------------------------------------
@@ -264,7 +319,7 @@ class _Reader:
         self.model = model
         self.config = config
         self.lock = threading.Lock()
-        self.connection: Any = None
+        self.guard = _SocketGuard()
         self.body: Optional[BodyReader] = None
         self.cancelled = False
         self.timers_stopped = False
@@ -279,14 +334,6 @@ class _Reader:
 
     # -- called from other threads ---------------------------------------
 
-    def attach(self, connection: Any) -> None:
-        """Remember the connection carrying this request (called in the reader thread)."""
-        with self.lock:
-            self.connection = connection
-            stop = self.cancelled or self.deadline_error is not None
-        if stop:
-            self._shutdown_socket()
-
     def cancel(self) -> None:
         """Stop the request from any thread: shut the socket down, wake the reader."""
         with self.lock:
@@ -295,25 +342,14 @@ class _Reader:
             self.cancelled = True
         self._cancel_timers()
         self.state.close(discard=True)
-        self._shutdown_socket()
+        self.guard.stop()
 
     def _fire(self, error: errors.LitestreamError) -> None:
         with self.lock:
             if self.cancelled or self.deadline_error is not None:
                 return
             self.deadline_error = error
-        self._shutdown_socket()
-
-    def _shutdown_socket(self) -> None:
-        # Under the lock: once the reader has let the connection go (to the
-        # pool, where another request may use it), nobody may shut it down.
-        with self.lock:
-            sock = getattr(self.connection, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        self.guard.stop()
 
     # -- deadlines ---------------------------------------------------------
 
@@ -383,19 +419,19 @@ class _Reader:
         finally:
             self._cancel_timers()
             self.state.close()
+            self.guard.release()
             with self.lock:
-                self.connection = None
                 reusable = reached_eof and not self.cancelled
             if response is not None:
                 self._release(response, reusable)
-            _current.reader = None
+            _current.guard = None
 
     def _open(self) -> Optional[requests.Response]:
         http_request = self.http_request
         connect, read = _timeouts(self.config)
         headers = dict(http_request.headers)
         headers.setdefault("Accept-Encoding", "identity")
-        _current.reader = self
+        _current.guard = self.guard
         response = session().request(
             http_request.method,
             http_request.url,
@@ -482,7 +518,7 @@ class _Reader:
 
     def _drain(self, response: requests.Response) -> bool:
         """After the final event, read what is left so the connection can be reused."""
-        guard = call_later(_DRAIN_TIMEOUT, self._shutdown_socket)
+        guard = call_later(_DRAIN_TIMEOUT, self.guard.shutdown)
         try:
             received = 0
             while received <= _DRAIN_LIMIT:

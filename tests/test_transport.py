@@ -129,3 +129,17 @@ def test_close_idle_connections_closes_pooled_sockets(server):
     assert text_of(open_stream(server)) == "pooled"
     transport.close_idle_connections()
     assert server.wait_idle(timeout=2)
+
+
+def test_non_streaming_timeout_bounds_the_whole_call_not_each_read(server):
+    # A whole JSON body dripping in small pieces: every read is quick, the call is not.
+    server.script(text="slow but steady")
+    body = requests.post(server.api_base("openai") + "/chat/completions", timeout=5,
+                         json={"model": "m", "messages": MESSAGES}).content
+    server.replay(body, content_type="application/json", piece_size=20, piece_delay=0.2)
+    started = time.monotonic()
+    with pytest.raises(ls.errors.TotalTimeout):
+        ls.completion("openai", "test-model", messages=MESSAGES, api_key="transport-test-key",
+                      api_base=server.api_base("openai"), timeout=0.5)
+    assert time.monotonic() - started < 1.5
+    assert server.wait_for_disconnect(timeout=2)
