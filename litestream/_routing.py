@@ -115,7 +115,7 @@ class _Health:
                 return
             del self.recent[key]
             self.cooling_until[key] = now + self.duration
-        logger.warning(
+        logger.info(
             "%s/%s (%s) failed %d times within %.0f s: skipping it for %.0f s",
             key[1], key[2], key[0], self.failures, self.window, self.duration,
         )

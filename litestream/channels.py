@@ -274,6 +274,8 @@ class Channel(Generic[T]):
     __slots__ = ("_state", "__weakref__")
 
     def __init__(self, maxsize: int = 0) -> None:
+        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
+            raise ValueError(f"maxsize must be a whole number >= 0 (0: unbounded), not {maxsize!r}")
         self._state = _ChannelState(maxsize)
 
     def put(self, value: T, timeout: Optional[float] = None) -> bool:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
 import weakref
 from typing import Any, Iterable, Mapping, Optional
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -171,13 +173,27 @@ def _map_request_exception(
         return errors.FirstChunkTimeout("timed out waiting for the response", **fields)
     if isinstance(error, requests.exceptions.SSLError):
         return errors.StreamConnectionError(f"TLS error: {error}", retryable=False, **fields)
-    if isinstance(error, (requests.exceptions.ConnectionError, OSError)):
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return errors.StreamConnectionError(_connection_failure(error), **fields)
+    if isinstance(error, OSError):
         return errors.StreamConnectionError(f"connection failed: {error}", **fields)
     if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)):
         return errors.StreamConnectionError(f"the connection broke: {error}", **fields)
     if isinstance(error, requests.exceptions.RequestException):
         return errors.StreamConnectionError(str(error), **fields)
     return errors.LitestreamError(f"unexpected {type(error).__name__}: {error}", **fields)
+
+
+def _connection_failure(error: requests.exceptions.ConnectionError) -> str:
+    """Say which host could not be reached and why, without urllib3's retry wording."""
+    reason: Any = error.args[0] if error.args else error
+    reason = getattr(reason, "reason", reason)  # a MaxRetryError wraps the real cause
+    text = str(reason)
+    # urllib3 prefixes the connection object: "HTTPConnection(host=..., port=...): ..."
+    text = re.sub(r"^<?[\w.]*HTTPS?Connection[^:]*:\s*", "", text)
+    request = getattr(error, "request", None)
+    host = urlsplit(request.url).netloc if request is not None and request.url else "the host"
+    return f"could not connect to {host}: {text}"
 
 
 def _error_from_response(

@@ -654,3 +654,9 @@ def test_infinite_delay_does_not_break_the_timer() -> None:
     call_later(0.01, ran.set)
     assert ran.wait(2.0)
     forever.cancel()
+
+
+@pytest.mark.parametrize("maxsize", [None, "3", 1.5, -1, True])
+def test_a_bad_maxsize_is_a_clear_value_error(maxsize) -> None:
+    with pytest.raises(ValueError, match="maxsize"):
+        Channel(maxsize=maxsize)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 
@@ -143,3 +144,17 @@ def test_non_streaming_timeout_bounds_the_whole_call_not_each_read(server):
                       api_base=server.api_base("openai"), timeout=0.5)
     assert time.monotonic() - started < 1.5
     assert server.wait_for_disconnect(timeout=2)
+
+
+def test_connection_refused_names_the_host_without_urllib3_wording():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    with pytest.raises(ls.errors.StreamConnectionError) as raised:
+        ls.completion("openai", "m", messages=MESSAGES, api_key="transport-test-key",
+                      api_base=f"http://127.0.0.1:{port}/v1")
+    message = str(raised.value)
+    assert message.startswith(f"could not connect to 127.0.0.1:{port}: ")
+    assert "refused" in message.lower()
+    assert "Max retries" not in message and "HTTPConnection" not in message
