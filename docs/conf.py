@@ -84,25 +84,6 @@ _os.environ.clear()
 _os.environ.update(_saved_environ)
 """
 
-#: Pages other engineers write; each joins the table of contents once it exists.
-OPTIONAL_PAGES = ("local_models", "reliability")
-_OPTIONAL_MARKER = "% optional pages"
-
-
-def _add_optional_pages(app: object, docname: str, source: list[str]) -> None:
-    """Replace the marker line of the index's toctree with the optional pages that exist."""
-    if docname != root_doc:
-        return
-    present = [page for page in OPTIONAL_PAGES if (DOCS / f"{page}.md").exists()]
-    source[0] = source[0].replace(_OPTIONAL_MARKER, "\n".join(present))
-
-
-def _reread_index(app: object, env: object, added: set[str], changed: set[str],
-                  removed: set[str]) -> list[str]:
-    """Read the index again on every build: an optional page may have appeared since."""
-    return [root_doc]
-
-
 def _public_bases(app: object, name: str, cls: type, options: object, bases: list) -> None:
     """Show a class's public ancestry: a private base (``Router``'s ``_Runner``) is a detail."""
 
@@ -115,7 +96,5 @@ def _public_bases(app: object, name: str, cls: type, options: object, bases: lis
 
 
 def setup(app: object) -> None:
-    """Register the hooks that list the optional pages and hide private base classes."""
-    app.connect("source-read", _add_optional_pages)  # type: ignore[attr-defined]
-    app.connect("env-get-outdated", _reread_index)  # type: ignore[attr-defined]
+    """Register the hook that hides private base classes."""
     app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
