@@ -58,7 +58,6 @@ DEFAULT_BUFFER = 64
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_FIRST_CHUNK_TIMEOUT = 120.0
 DEFAULT_IDLE_TIMEOUT = 120.0
-_READ_SIZE = 65536
 _MAX_ERROR_BODY = 1024 * 1024
 _DRAIN_LIMIT = 65536
 _DRAIN_TIMEOUT = 1.0
@@ -505,7 +504,7 @@ class _Reader:
                     return False
             if parser.done:
                 state.close()
-                return self._drain(response)
+                return self._drain()
 
     def _parse(self, parser: StreamParser, events: Iterable[Event]) -> list[Chunk]:
         """Return the chunks of ``events``; on bad data, deliver the chunks before it, then raise.
@@ -532,7 +531,7 @@ class _Reader:
                 provider=self.provider.name, model=self.model) from None
         return chunks
 
-    def _drain(self, response: requests.Response) -> bool:
+    def _drain(self) -> bool:
         """After the final event, read what is left so the connection can be reused."""
         guard = call_later(_DRAIN_TIMEOUT, self.guard.shutdown)
         try:
