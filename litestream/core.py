@@ -26,6 +26,8 @@ __all__ = [
     "CONFIG_KEYS",
     "CREDENTIAL_HEADERS",
     "completion",
+    "env_api_base",
+    "env_api_key",
     "estimate_tokens",
     "extract_content",
     "is_credential_header",
@@ -147,10 +149,7 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
             f"unknown config keys {sorted(unknown)}; known keys: {sorted(CONFIG_KEYS)}"
         )
     if not resolved.get("api_key"):
-        for variable in key_variables(provider):
-            if os.environ.get(variable):
-                resolved["api_key"] = os.environ[variable]
-                break
+        resolved["api_key"] = env_api_key(provider, os.environ)
     api_key = resolved.get("api_key")
     if provider.requires_api_key and not api_key:
         variables = " or ".join(key_variables(provider)) or "api_key"
@@ -172,10 +171,8 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
             if is_credential_header(name):
                 errors.register_secret(value.split(" ", 1)[-1])
     api_base = resolved.get("api_base")
-    if not api_base and provider.base_url_env_var:
-        api_base = os.environ.get(provider.base_url_env_var) or None
-        if api_base and "://" not in api_base:
-            api_base = f"http://{api_base}"  # OLLAMA_HOST is often host:port
+    if not api_base:
+        api_base = env_api_base(provider, os.environ, default=False)
         if api_base:
             resolved["api_base"] = api_base
     if api_base:
@@ -208,6 +205,31 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
     if verify is False:
         logger.warning("TLS certificate verification is off for %s requests", provider.name)
     return resolved
+
+
+def env_api_key(provider: Provider, env: Mapping[str, str]) -> Optional[str]:
+    """Return the provider's API key from ``env`` (its variable, then its aliases), or None."""
+    for variable in key_variables(provider):
+        if env.get(variable):
+            return env[variable]
+    return None
+
+
+def env_api_base(
+    provider: Provider, env: Mapping[str, str], default: bool = True
+) -> Optional[str]:
+    """Return the provider's base URL from its variable in ``env`` (e.g. ``OPENAI_BASE_URL``).
+
+    A bare ``host:port`` (as ``OLLAMA_HOST`` is often set) gets ``http://``.
+    Without the variable: the provider's default base URL, or None when
+    ``default`` is false.
+    """
+    api_base = env.get(provider.base_url_env_var or "") or (
+        provider.default_api_base if default else None
+    )
+    if api_base and "://" not in api_base:
+        api_base = f"http://{api_base}"
+    return api_base or None
 
 
 def key_variables(provider: Provider) -> list[str]:

@@ -61,7 +61,6 @@ import attrs
 from litestream import core, errors
 from litestream._routing import RoutedStream, _Plan, _Runner, _Target
 from litestream.providers import PROVIDERS, get_provider
-from litestream.providers.base import Provider
 from litestream.transport import DEFAULT_BUFFER
 from litestream.types import Response
 
@@ -319,7 +318,7 @@ class Router(_Runner):
         """
         provider_object = get_provider(provider)
         env = os.environ if env is None else env
-        api_key = api_key or _env_key(provider_object, env)
+        api_key = api_key or core.env_api_key(provider_object, env)
         if provider_object.requires_api_key and not api_key:
             variables = " or ".join(core.key_variables(provider_object)) or "api_key"
             raise errors.ConfigurationError(
@@ -327,7 +326,7 @@ class Router(_Runner):
             )
         if api_key:
             config["api_key"] = api_key
-        api_base = _env_api_base(provider_object, env)
+        api_base = core.env_api_base(provider_object, env)
         if api_base:
             config.setdefault("api_base", api_base)
         name = name or provider_object.name
@@ -354,7 +353,7 @@ class Router(_Runner):
             if provider_name not in PROVIDERS:
                 continue
             provider_object = get_provider(provider_name)
-            has_key = _env_key(provider_object, env) is not None
+            has_key = core.env_api_key(provider_object, env) is not None
             if provider_object.requires_api_key and not has_key:
                 missing.append(" or ".join(core.key_variables(provider_object)))
                 continue
@@ -553,22 +552,6 @@ class Router(_Runner):
         return f"<Router names={self.names()}>"
 
 
-def _env_key(provider: Provider, env: Mapping[str, str]) -> Optional[str]:
-    for variable in core.key_variables(provider):
-        if env.get(variable):
-            return env[variable]
-    return None
-
-
-def _env_api_base(provider: Provider, env: Mapping[str, str]) -> Optional[str]:
-    api_base = env.get(provider.base_url_env_var or "") or provider.default_api_base
-    if not api_base:
-        return None
-    if "://" not in api_base:
-        api_base = f"http://{api_base}"  # OLLAMA_HOST is often host:port
-    return api_base
-
-
 # ---------------------------------------------------------------------------
 # Provider discovery
 # ---------------------------------------------------------------------------
@@ -594,7 +577,7 @@ def provider_info(name: str, env: Optional[Mapping[str, str]] = None) -> dict[st
     return {
         "name": provider.name,
         "default_api_base": provider.default_api_base,
-        "api_base": _env_api_base(provider, env),
+        "api_base": core.env_api_base(provider, env),
         "env_var": provider.env_var,
         "env_var_aliases": list(getattr(provider, "env_var_aliases", ()) or ()),
         "base_url_env_var": provider.base_url_env_var,
@@ -602,7 +585,7 @@ def provider_info(name: str, env: Optional[Mapping[str, str]] = None) -> dict[st
         "requires_api_key": provider.requires_api_key,
         "supports_streaming": provider.supports_streaming,
         "supports_tools": provider.supports_tools,
-        "api_key_set": _env_key(provider, env) is not None,
+        "api_key_set": core.env_api_key(provider, env) is not None,
     }
 
 
