@@ -391,6 +391,7 @@ class Channel(Generic[T]):
 # alts
 # ---------------------------------------------------------------------------
 
+#: One thing :func:`alts` may do: take from a channel, or put ``(channel, value)``.
 Operation = Union[Channel[Any], "tuple[Channel[Any], Any]"]
 # What alts works through: (state, channel, is_put, value to put).
 _Operation = Tuple[_ChannelState, Channel[Any], bool, Any]

@@ -47,9 +47,13 @@ __all__ = [
     "run_chat",
 ]
 
+#: The command finished.
 EXIT_OK = 0
+#: A provider, network or local-server error; its one-line summary went to stderr.
 EXIT_FAILURE = 1
+#: Bad arguments or configuration: unknown provider, no key, no prompt.
 EXIT_USAGE = 2
+#: Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 
 _DEMO_HINT = "To try litestream without a key, run: litestream demo"

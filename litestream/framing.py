@@ -190,6 +190,7 @@ class NDJSONDecoder:
         return [Event(_decode(rest))] if rest is not None else []
 
 
+#: Either decoder; both take bytes with ``feed``/``iter_feed`` and end with ``close``.
 Decoder = Union[SSEDecoder, NDJSONDecoder]
 
 

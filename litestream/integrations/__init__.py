@@ -42,7 +42,9 @@ __all__ = [
     "upstream_from_env",
 ]
 
+#: Content-Type of a streamed reply (what :func:`sse_reply` answers with).
 SSE_CONTENT_TYPE = "text/event-stream"
+#: Content-Type of a whole-body reply and of every error reply.
 JSON_CONTENT_TYPE = "application/json"
 
 #: Headers of an event-stream response besides its Content-Type: no caching,

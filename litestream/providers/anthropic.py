@@ -50,7 +50,9 @@ from litestream.types import (
 
 __all__ = ["AnthropicProvider", "AnthropicStreamParser", "normalize_stop_reason"]
 
+#: The ``anthropic-version`` header sent with every request.
 API_VERSION = "2023-06-01"
+#: ``max_tokens`` when the request sets none: Anthropic requires the field.
 DEFAULT_MAX_TOKENS = 4096
 
 _STOP_REASONS = {
