@@ -10,6 +10,7 @@ that has arrived. It never waits for more bytes than are already there.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Optional
 
 from litestream import errors
@@ -45,9 +46,35 @@ class BodyReader:
         self._in_trailers = False
         self._pending = b""
         self.complete = False
+        self._decompressor: Any = None
+        if self._fallback is None:
+            encoding = (response.headers.get("content-encoding") or "").strip().lower()
+            self._decompressor = _decompressor_for(encoding)
 
     def read(self) -> bytes:
-        """Return the body bytes that have arrived (at least one), or ``b""`` at its end."""
+        """Return the body bytes that have arrived (at least one), or ``b""`` at its end.
+
+        A body a server compressed although we asked for ``identity`` (gzip
+        or deflate) is decompressed as it arrives.
+        """
+        decompressor = self._decompressor
+        if decompressor is None:
+            return self._read_encoded()
+        while True:
+            data = self._read_encoded()
+            if not data:
+                self._decompressor = None
+                return decompressor.flush()
+            try:
+                text = decompressor.decompress(data)
+            except zlib.error as error:
+                raise errors.ProtocolError(
+                    f"a compressed body that does not decompress: {error}"
+                ) from None
+            if text:
+                return text
+
+    def _read_encoded(self) -> bytes:
         if self.complete:
             return b""
         if self._fallback is not None:
@@ -135,3 +162,17 @@ class BodyReader:
         close = getattr(self._http_response, "_close_conn", None)
         if close is not None:
             close()
+
+
+def _decompressor_for(encoding: str) -> Any:
+    """Return a streaming decompressor for a Content-Encoding, or None for none."""
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise errors.ProtocolError(
+        f"the server compressed the stream with {encoding!r}, which litestream cannot read "
+        f"(it asks for identity and reads gzip and deflate)"
+    )

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gzip
+import zlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,9 +38,10 @@ class _Raw:
 
 
 class _Response:
-    def __init__(self, pieces, chunked=True, length=None):
+    def __init__(self, pieces, chunked=True, length=None, encoding=None):
         self.http = _HTTPResponse(pieces, chunked, length)
         self.raw = _Raw(self.http)
+        self.headers = {"content-encoding": encoding} if encoding else {}
 
 
 def chunked(*parts: bytes) -> bytes:
@@ -111,3 +115,20 @@ def test_any_split_of_the_wire_gives_the_same_body(cuts):
     reader = BodyReader(_Response([p for p in pieces if p]))
     assert read_all(reader) == b"".join(PAYLOAD)
     assert reader.complete
+
+
+@pytest.mark.parametrize("encoding, compress", [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+])
+def test_a_compressed_body_is_decompressed_as_it_arrives(encoding, compress):
+    body = compress(b"".join(PAYLOAD))
+    wire = chunked(*[body[i:i + 9] for i in range(0, len(body), 9)])
+    pieces = [wire[i:i + 13] for i in range(0, len(wire), 13)]
+    reader = BodyReader(_Response(pieces, encoding=encoding))
+    assert read_all(reader) == b"".join(PAYLOAD)
+
+
+def test_an_unreadable_encoding_is_a_clear_protocol_error():
+    with pytest.raises(ProtocolError, match="'br'"):
+        BodyReader(_Response([b"0\r\n\r\n"], encoding="br"))
