@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gc
+import gzip
+import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -158,3 +161,12 @@ def test_connection_refused_names_the_host_without_urllib3_wording():
     assert message.startswith(f"could not connect to 127.0.0.1:{port}: ")
     assert "refused" in message.lower()
     assert "Max retries" not in message and "HTTPConnection" not in message
+
+
+def test_a_gzip_compressed_stream_is_read_over_http(server):
+    transcript = Path(__file__).parent / "fixtures" / "streams" / "openai" / "plain_text.txt"
+    expected = json.loads(transcript.with_suffix(".json").read_text())["expected"]["content"]
+    server.replay(gzip.compress(transcript.read_bytes()), headers={"Content-Encoding": "gzip"},
+                  piece_size=64)
+    with open_stream(server) as stream:
+        assert text_of(stream) == expected
