@@ -54,9 +54,16 @@ __all__ = [
 
 logger = logging.getLogger("litestream")
 
+#: Chunks a stream holds when the config sets no ``buffer``; a reader this
+#: far ahead of its consumer waits for it (backpressure).
 DEFAULT_BUFFER = 64
+#: Seconds to wait for the connection when the config sets no ``connect_timeout``.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for the first content when the config has no
+#: ``first_chunk_timeout`` key; an explicit ``None`` waits without limit.
 DEFAULT_FIRST_CHUNK_TIMEOUT = 120.0
+#: Seconds content may pause mid-stream when the config has no
+#: ``idle_timeout`` key; an explicit ``None`` waits without limit.
 DEFAULT_IDLE_TIMEOUT = 120.0
 _MAX_ERROR_BODY = 1024 * 1024
 _DRAIN_LIMIT = 65536
