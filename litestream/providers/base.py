@@ -157,8 +157,9 @@ class StreamParser:
 
         A choice with a finish reason sets ``saw_finish``.
         """
-        if any(choice.finish_reason is not None for choice in choices):
-            self.saw_finish = True
+        for choice in choices:
+            if choice.finish_reason is not None:
+                self.saw_finish = True
         return Chunk(
             id=self.response_id,
             model=self.response_model or self.model,
