@@ -48,7 +48,8 @@ class BodyReader:
         self.complete = False
         self._decompressor: Any = None
         if self._fallback is None:
-            encoding = (response.headers.get("content-encoding") or "").strip().lower()
+            headers = getattr(response, "headers", None) or {}
+            encoding = (headers.get("content-encoding") or "").strip().lower()
             self._decompressor = _decompressor_for(encoding)
 
     def read(self) -> bytes:
