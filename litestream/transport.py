@@ -213,9 +213,9 @@ def _error_from_response(
     return error
 
 
-def _timeouts(config: Mapping[str, Any]) -> tuple[float, Optional[float]]:
+def _connect_timeout(config: Mapping[str, Any]) -> float:
     connect = config.get("connect_timeout")
-    return (DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect), None)
+    return DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect)
 
 
 def send(
@@ -228,7 +228,7 @@ def send(
     of bytes run on). Without it, ``first_chunk_timeout`` bounds each wait.
     """
     total = config.get("timeout")
-    connect, _ = _timeouts(config)
+    connect = _connect_timeout(config)
     read_timeout = None if total is not None else config.get(
         "first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT
     )
@@ -450,7 +450,7 @@ class _Reader:
 
     def _open(self) -> Optional[requests.Response]:
         http_request = self.http_request
-        connect, read = _timeouts(self.config)
+        connect = _connect_timeout(self.config)
         headers = dict(http_request.headers)
         headers.setdefault("Accept-Encoding", "identity")
         _current.guard = self.guard
@@ -460,7 +460,8 @@ class _Reader:
             headers=headers,
             json=http_request.json,
             stream=True,
-            timeout=(connect, read),
+            # No per-read timeout: the shared timer's deadlines shut the socket down.
+            timeout=(connect, None),
             verify=self.config.get("verify", True),
         )
         if response.status_code >= 400:
