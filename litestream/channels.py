@@ -294,7 +294,15 @@ class Channel(Generic[T]):
         return self._state.put(value, timeout)
 
     def put_nowait(self, value: T) -> bool:
-        """Put ``value`` if there is room; False when closed; raise TimeoutError when full."""
+        """Put ``value`` if there is room, without waiting.
+
+        Returns:
+            True when put; False when the channel is closed.
+
+        Raises:
+            ValueError: ``value`` is None.
+            TimeoutError: the channel is full.
+        """
         if value is None:
             raise ValueError("None cannot be put on a channel: it is the closed signal")
         state = self._state
@@ -318,7 +326,16 @@ class Channel(Generic[T]):
         return self._state.get(timeout)
 
     def get_nowait(self) -> Optional[T]:
-        """Take a value if one is ready; ``None`` when closed; raise TimeoutError when empty."""
+        """Take a value if one is ready, without waiting.
+
+        Returns:
+            The value, or ``None`` once the channel is closed and drained.
+
+        Raises:
+            TimeoutError: the channel is empty and open.
+            LitestreamError: the producer closed the channel with an error
+                (raised once, after every earlier value).
+        """
         state = self._state
         with state.lock:
             ready, value = state.try_get()

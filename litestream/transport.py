@@ -635,7 +635,12 @@ class Stream(Channel[Chunk]):
         self._reader.cancel()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the reader thread has ended; True if it has."""
+        """Wait up to ``timeout`` seconds (None: no limit) for the reader thread to end.
+
+        Returns:
+            True once the thread has ended, or when it never started; False
+            when ``timeout`` passed first.
+        """
         thread = self._reader.thread
         if thread.ident is None:
             return True
@@ -652,7 +657,11 @@ class Stream(Channel[Chunk]):
 def open_stream(
     http_request: HTTPRequest, provider: Provider, model: str, config: Mapping[str, Any]
 ) -> Stream:
-    """Start a streaming request in a reader thread and return its :class:`Stream`."""
+    """Start a streaming request in a reader thread and return its :class:`Stream` at once.
+
+    Connection failures, HTTP errors and deadlines are not raised here: they
+    reach the caller through the stream, after any chunks that came first.
+    """
     stream = Stream(http_request, provider, model, config)
     stream._start()
     return stream
