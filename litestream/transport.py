@@ -440,13 +440,15 @@ class _Reader:
             self._deliver_error(error)
         finally:
             self._cancel_timers()
-            self.state.close()
             self.guard.release()
             with self.lock:
                 reusable = reached_eof and not self.cancelled
             if response is not None:
                 self._release(response, reusable)
             _current.guard = None
+            # Last: a consumer that sees the end and sends its next request
+            # at once finds this connection back in the pool.
+            self.state.close()
 
     def _open(self) -> Optional[requests.Response]:
         http_request = self.http_request
@@ -511,7 +513,9 @@ class _Reader:
                 if not state.put_many(chunks):
                     return False
             if parser.done:
-                state.close()
+                if body.complete:
+                    return True  # the body's end came with the final event
+                state.close()  # deliver the end now; the rest may be slow to come
                 return self._drain()
 
     def _parse(self, parser: StreamParser, events: Iterable[Event]) -> list[Chunk]:
