@@ -143,3 +143,20 @@ def _read_events_then_hang_up(url: str, path: str, count: int) -> list[bytes]:
         return [line for line in received.split(b"\n") if line.startswith(b"data: ")]
     finally:
         sock.close()
+
+
+@pytest.fixture()
+def hang_up_releases_upstream() -> Callable[[str, FakeLLMServer], None]:
+    """``check(url, upstream)``: a client reads two events of ``/stream`` and hangs up;
+    the upstream connection must close and no litestream thread may be left."""
+    return _check_hang_up_releases_upstream
+
+
+def _check_hang_up_releases_upstream(url: str, upstream: FakeLLMServer) -> None:
+    upstream.script(text="one two three four five", stall_after=3)
+    assert len(_read_events_then_hang_up(url, "/stream?question=Hi", 2)) >= 2
+    assert upstream.wait_for_disconnect(5), "the upstream request outlived the web client"
+    for thread in threading.enumerate():
+        if thread.name.startswith("litestream-"):  # the reader, and the timer it used
+            thread.join(5)
+    assert not [t for t in threading.enumerate() if t.name.startswith("litestream-")]
