@@ -122,12 +122,6 @@ def browser(tmp_path: Any) -> Iterator[Any]:
         driver.quit()
 
 
-@pytest.fixture
-def hang_up_after() -> Callable[[str, str, int], list[bytes]]:
-    """``hang_up_after(url, path, count)``: read ``count`` SSE data events, then disconnect."""
-    return _read_events_then_hang_up
-
-
 def _read_events_then_hang_up(url: str, path: str, count: int) -> list[bytes]:
     """GET ``path`` over a raw socket, read until ``count`` data events arrived, then close."""
     host, port = url.removeprefix("http://").split(":")
