@@ -560,20 +560,21 @@ def test_stop_with_a_stalled_connection_is_prompt_and_leaves_no_thread():
     fake = FakeLLMServer().start()
     fake.script(stall_after=0)
     fake.script(no_response=True)
-    stalled = raw_request(fake, "openai")
-    silent = raw_request(fake, "ollama")
-    with stalled, silent:
+    # One request at a time: replies are taken in the order requests arrive,
+    # and two connections opened together may arrive in either order.
+    with raw_request(fake, "openai") as stalled:
         read_until(stalled, b"\r\n\r\n")
-        assert fake.wait_for_requests(2, 5)
-        started = time.monotonic()
-        fake.stop()
-        assert time.monotonic() - started < 1.0
-        assert fakellm_threads() == []
-        assert fake not in FakeLLMServer.running()
-        stalled.settimeout(5)
-        silent.settimeout(5)
-        read_to_eof(stalled)
-        assert read_to_eof(silent) == b""
+        with raw_request(fake, "ollama") as silent:
+            assert fake.wait_for_requests(2, 5)
+            started = time.monotonic()
+            fake.stop()
+            assert time.monotonic() - started < 1.0
+            assert fakellm_threads() == []
+            assert fake not in FakeLLMServer.running()
+            stalled.settimeout(5)
+            silent.settimeout(5)
+            read_to_eof(stalled)
+            assert read_to_eof(silent) == b""
     assert fake.errors == []
 
 
