@@ -231,8 +231,13 @@ def test_interpreter_exit_with_open_streams_is_prompt_and_quiet(server):
 
 
 _CTRL_C = """
+    import signal
     import sys
     import litestream
+
+    # A child inherits an ignored SIGINT (a shell ignores it in background jobs),
+    # and Python then installs no handler: restore the one that raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def start():
         return litestream.completion(
