@@ -200,11 +200,18 @@ def test_chat_for_a_provider_without_its_key_names_that_variable():
 def test_ctrl_c_closes_the_stream_and_exits_130():
     with FakeLLMServer() as server:
         server.script(text="first words and then a very long silence", stall_after=2)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "litestream", "chat", "hi"], env=openai_env(server),
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            bufsize=0,  # read(1) takes one byte; communicate() gets the rest
-        )
+        # A process inherits an ignored SIGINT (a shell ignores it in background
+        # jobs, CI runners may too) and Python then installs no handler. A handled
+        # signal is reset to its default by exec: handle it here while starting.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "litestream", "chat", "hi"], env=openai_env(server),
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                bufsize=0,  # read(1) takes one byte; communicate() gets the rest
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
         try:
             first = process.stdout.read(1)  # the answer has started: the stream is open
             process.send_signal(signal.SIGINT)
