@@ -237,6 +237,9 @@ def test_non_streaming_faults_raise_typed_errors(provider, server):
     server.script(no_response=True)
     with pytest.raises(errors.StreamTimeout):
         _complete(provider, base, timeout=0.3)
+    # The request given up on must have reached the server (and taken its reply)
+    # before the next is sent: replies go to requests in the order they arrive.
+    assert server.wait_for_requests(3, 5.0)
     server.script(not_event_stream=True)
     with pytest.raises(errors.ProtocolError):
         _complete(provider, base)
