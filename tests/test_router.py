@@ -541,7 +541,9 @@ def test_backoff_is_full_jitter_below_a_doubling_cap_and_honours_retry_after(fre
 
 
 def test_first_chunk_timeout_is_retried_and_the_stalled_attempt_closed(fresh_router, server):
-    register_fake(fresh_router, "fast", server, first_chunk_timeout=0.3)
+    # Long enough for a loaded machine: the first attempt must take its (stalled)
+    # reply before the deadline, or the retry may arrive first and take it.
+    register_fake(fresh_router, "fast", server, first_chunk_timeout=1.0)
     server.script(text="never", stall_after=0)
     server.script(text="second try")
     stream = fresh_router.completion("fast", messages=MESSAGES, stream=True)
