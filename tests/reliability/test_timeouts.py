@@ -20,8 +20,10 @@ DELAY = 0.3
 def _run_all(server, **config) -> dict[str, tuple[Outcome, float]]:
     for _ in PROVIDERS:
         server.script(chunks=PIECES, delay=DELAY)
-    streams = {name: open_stream(name, server.api_base(name), **config) for name in PROVIDERS}
+    # Before the streams open: each one's deadlines count from its own start, so
+    # no stream's elapsed time below can be shorter than its deadline.
     started = time.monotonic()
+    streams = {name: open_stream(name, server.api_base(name), **config) for name in PROVIDERS}
 
     def run(name: str) -> tuple[Outcome, float]:
         outcome = consume(streams[name])
