@@ -425,12 +425,6 @@ class FakeLLMServer:
         with self._condition:
             return len(self._replies)
 
-    def _next_reply(self) -> Union[_Script, _Replay]:
-        with self._condition:
-            if self._replies:
-                return self._replies.popleft()
-        return _default_script()
-
     # -- observation ----------------------------------------------------------
 
     @property
@@ -538,11 +532,17 @@ class FakeLLMServer:
             self._disconnects += 1
             self._condition.notify_all()
 
-    def _record(self, request: RecordedRequest, connection: _Connection) -> None:
+    def _record(
+        self, request: RecordedRequest, connection: _Connection, takes_reply: bool
+    ) -> Union[_Script, _Replay, None]:
+        """Record a request and, for a chat request, take its reply in the same step."""
         with self._condition:
             self._requests.append(request)
             self._latest = connection
             self._condition.notify_all()
+            if not takes_reply:
+                return None
+            return self._replies.popleft() if self._replies else _default_script()
 
     def _pause(self, connection: _Connection, seconds: Optional[float]) -> bool:
         """Wait ``seconds`` (None: forever); False as soon as the client leaves or we stop."""
@@ -739,11 +739,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         ctx = wire.route(method, split.path, parsed)
-        self._fake._record(RecordedRequest(
+        # Recorded and given its reply in one step: once wait_for_requests(n)
+        # returns, request n holds its reply and cannot take the next one's.
+        reply = self._fake._record(RecordedRequest(
             method=method, path=split.path, query=parse_qs(split.query),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body, json=parsed, provider=ctx.provider if ctx else None,
-        ), self.server.connection)
+        ), self.server.connection, takes_reply=ctx is not None)
         if ctx is None:
             listing = wire.model_list(split.path) if method == "GET" else None
             status = 200 if listing is not None else 404
@@ -752,7 +754,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "type": "invalid_request_error", "code": "not_found"}}
             self._send_whole(status, "application/json", json.dumps(payload).encode(), {})
             return
-        reply = self._fake._next_reply()
         if isinstance(reply, _Replay):
             self._serve_replay(reply, ctx)
         else:
