@@ -24,13 +24,11 @@ from litestream.types import Chunk, Response
 
 __all__ = [
     "CONFIG_KEYS",
-    "CREDENTIAL_HEADERS",
     "completion",
     "env_api_base",
     "env_api_key",
     "estimate_tokens",
     "extract_content",
-    "is_credential_header",
     "key_variables",
     "prepare",
     "resolve_config",
@@ -39,29 +37,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("litestream")
-
-#: Request headers that carry credentials; their values are redacted everywhere.
-CREDENTIAL_HEADERS = frozenset({
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-})
-
-_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "signature", "cookie", "password")
-
-
-def is_credential_header(name: str) -> bool:
-    """Return True when a request header's value is a credential, to be redacted everywhere.
-
-    The known ones (:data:`CREDENTIAL_HEADERS`) and any whose name mentions
-    auth, key, token, secret, signature, cookie or password
-    (``X-Custom-Auth``); not ``HTTP-Referer`` or ``X-Title``.
-    """
-    lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS)
-
 
 #: The keys of a call's config; every other keyword argument is a request key.
 CONFIG_KEYS = frozenset({
@@ -168,7 +143,7 @@ def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, A
         for name, value in headers.items():
             # Only credentials are secrets: registering every long header value
             # (OpenRouter's HTTP-Referer, X-Title) would redact ordinary text.
-            if is_credential_header(name):
+            if errors.is_credential_header(name):
                 errors.register_secret(value.split(" ", 1)[-1])
     api_base = resolved.get("api_base")
     if not api_base:

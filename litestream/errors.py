@@ -24,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectTimeout",
     "ContentFilterError",
+    "CREDENTIAL_HEADERS",
     "ContextWindowExceededError",
     "FirstChunkTimeout",
     "IdleTimeout",
@@ -41,6 +42,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "error_details",
     "error_summary",
+    "is_credential_header",
     "is_litestream_error",
     "is_retryable",
     "redact",
@@ -73,6 +75,31 @@ _CREDENTIAL_PATTERNS = re.compile(
     r"|(?<=authorization: )\S+(?: \S+)?"
     r")"
 )
+
+
+#: Request headers that carry credentials; their values are redacted everywhere.
+CREDENTIAL_HEADERS = frozenset({
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+})
+
+_CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "signature", "cookie", "password")
+
+
+def is_credential_header(name: str) -> bool:
+    """Return True when a request header's value is a credential, to be redacted everywhere.
+
+    The known ones (:data:`CREDENTIAL_HEADERS`) and any whose name mentions
+    auth, key, token, secret, signature, cookie or password
+    (``X-Custom-Auth``); not ``HTTP-Referer`` or ``X-Title``.
+    """
+    lowered = name.lower()
+    if lowered in CREDENTIAL_HEADERS:
+        return True
+    return any(word in lowered for word in _CREDENTIAL_HEADER_WORDS)
 
 
 def register_secret(secret: Optional[str]) -> None:

@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Union
 from sseclient import SSEClient
 
 from litestream.errors import ProtocolError
-from litestream.providers.base import Event
+from litestream.wire import Event
 
 __all__ = ["DEFAULT_MAX_EVENT_SIZE", "NDJSONDecoder", "SSEDecoder", "make_decoder"]
 

@@ -36,9 +36,10 @@ from litestream import errors
 from litestream._body import BodyReader
 from litestream.channels import Channel
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
-from litestream.providers.base import Event, HTTPRequest, Provider, StreamParser
+from litestream.providers.base import Provider, StreamParser
 from litestream.timer import TimerHandle, call_later
 from litestream.types import Chunk
+from litestream.wire import Event, HTTPRequest
 
 __all__ = [
     "DEFAULT_BUFFER",

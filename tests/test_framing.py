@@ -9,7 +9,7 @@ import pytest
 
 from litestream.errors import ProtocolError
 from litestream.framing import NDJSONDecoder, SSEDecoder
-from litestream.providers.base import Event
+from litestream.wire import Event
 
 
 def feed_all(decoder, pieces):

@@ -31,12 +31,7 @@ from litestream.providers._wire import (
     load_error_json,
     retype_error,
 )
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
-)
+from litestream.providers.base import Provider, StreamParser
 from litestream.types import (
     Chunk,
     Delta,
@@ -47,6 +42,7 @@ from litestream.types import (
     ToolCallDelta,
     Usage,
 )
+from litestream.wire import Event, HTTPRequest
 
 __all__ = ["AnthropicProvider", "AnthropicStreamParser", "normalize_stop_reason"]
 

@@ -15,14 +15,11 @@ import re
 import time
 from typing import Any, Mapping, Optional, Sequence
 
-import attrs
-
 from litestream import errors
 from litestream.types import Choice, Chunk, Delta, Response, Usage
+from litestream.wire import Event, HTTPRequest
 
 __all__ = [
-    "Event",
-    "HTTPRequest",
     "Provider",
     "StreamParser",
     "describe_body",
@@ -31,49 +28,6 @@ __all__ = [
     "join_url",
     "parse_retry_after",
 ]
-
-
-@attrs.frozen
-class Event:
-    """One framed wire event: an SSE event (``event`` name and joined ``data``) or one NDJSON line.
-
-    ``event`` is ``None`` for NDJSON lines and for SSE events without an
-    ``event:`` field.
-    """
-
-    data: str
-    event: Optional[str] = None
-
-
-_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie")
-
-
-def _redacted_headers(headers: Mapping[str, str]) -> str:
-    return repr({
-        name: "[REDACTED]" if _CREDENTIAL_HEADER.search(name) else errors.redact(str(value))
-        for name, value in headers.items()
-    })
-
-
-def _redacted_url(url: str) -> str:
-    return repr(errors.redact(url))
-
-
-@attrs.frozen
-class HTTPRequest:
-    """Everything the transport needs to send one request.
-
-    ``framing`` is ``"sse"`` or ``"ndjson"`` for streams, ``"json"`` for a
-    whole body. The repr hides credentials (``Authorization``, ``x-api-key``
-    and other key or token headers, a ``key=`` in the URL), since a repr may
-    end up in a log or a traceback.
-    """
-
-    method: str
-    url: str = attrs.field(repr=_redacted_url)
-    headers: Mapping[str, str] = attrs.field(repr=_redacted_headers)
-    json: Optional[Mapping[str, Any]] = None
-    framing: str = "sse"
 
 
 class StreamParser:
@@ -343,8 +297,6 @@ def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -
 
 def describe_body(body: str, limit: int = 300) -> str:
     """Return a short plain-text excerpt of an error body that is not JSON (HTML pages, text)."""
-    import re
-
     text = re.sub(r"<[^>]+>", " ", body)
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "")

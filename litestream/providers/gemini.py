@@ -33,12 +33,7 @@ from litestream.providers._wire import (
     in_band_error,
     retype_error,
 )
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
-)
+from litestream.providers.base import Provider, StreamParser
 from litestream.types import (
     Chunk,
     Delta,
@@ -49,6 +44,7 @@ from litestream.types import (
     ToolCallDelta,
     Usage,
 )
+from litestream.wire import Event, HTTPRequest
 
 __all__ = ["GeminiProvider", "GeminiStreamParser", "normalize_finish_reason"]
 

@@ -28,12 +28,7 @@ from litestream.providers._wire import (
     attribute_errors,
     error_from_body,
 )
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
-)
+from litestream.providers.base import Provider, StreamParser
 from litestream.types import (
     Chunk,
     Delta,
@@ -44,6 +39,7 @@ from litestream.types import (
     ToolCallDelta,
     Usage,
 )
+from litestream.wire import Event, HTTPRequest
 
 __all__ = ["OllamaProvider", "OllamaStreamParser"]
 

@@ -26,12 +26,7 @@ from litestream.providers._wire import (
     in_band_error,
     load_error_json,
 )
-from litestream.providers.base import (
-    Event,
-    HTTPRequest,
-    Provider,
-    StreamParser,
-)
+from litestream.providers.base import Provider, StreamParser
 from litestream.types import (
     Choice,
     Chunk,
@@ -43,6 +38,7 @@ from litestream.types import (
     ToolCallDelta,
     Usage,
 )
+from litestream.wire import Event, HTTPRequest
 
 __all__ = ["OpenAIProvider", "OpenAIStreamParser", "normalize_finish_reason"]
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from litestream import errors
 from litestream.providers import get_provider
-from litestream.providers.base import Event
 from litestream.types import FINISH_REASONS, Chunk
+from litestream.wire import Event
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "streams"
 

@@ -80,7 +80,7 @@ def test_messages_lose_none_values_names_and_reasoning_but_tool_messages_keep_na
 
 
 def test_model_length_finish_reason_reads_as_length(replay):
-    from litestream.providers.base import Event
+    from litestream.wire import Event
 
     payload = {
         "id": "x",
@@ -92,7 +92,7 @@ def test_model_length_finish_reason_reads_as_length(replay):
 
 
 def test_thinking_content_parts_go_to_reasoning(replay):
-    from litestream.providers.base import Event
+    from litestream.wire import Event
 
     content = [
         {"type": "thinking", "thinking": [{"type": "text", "text": "Let me think."}]},

@@ -8,7 +8,7 @@ import pytest
 
 from litestream import errors
 from litestream.providers import get_provider
-from litestream.providers.base import Event
+from litestream.wire import Event
 
 PROVIDER = "openai"
 openai = get_provider("openai")

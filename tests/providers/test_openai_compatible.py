@@ -8,8 +8,8 @@ import pytest
 
 from litestream import errors
 from litestream.providers import get_provider
-from litestream.providers.base import Event
 from litestream.providers.openai import OpenAIProvider
+from litestream.wire import Event
 
 PROVIDER = "openai_compatible"
 compatible = get_provider("openai_compatible")

@@ -16,8 +16,8 @@ import litestream
 from litestream import errors
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.providers import get_provider
-from litestream.providers.base import Event
 from litestream.types import Chunk
+from litestream.wire import Event
 
 #: The six providers that FakeLLMServer speaks, each with a model its router recognises.
 MODELS = {

@@ -27,8 +27,8 @@ from litestream import errors
 from litestream._body import BodyReader
 from litestream.framing import NDJSONDecoder, SSEDecoder, make_decoder
 from litestream.providers import get_provider
-from litestream.providers.base import Event
 from litestream.types import Chunk
+from litestream.wire import Event
 
 FUZZ = settings(
     max_examples=120,
