@@ -9,25 +9,23 @@ from typing import Optional
 __all__ = ["check_seconds"]
 
 
-def check_seconds(name: str, value: object, *, error: type[ValueError] = ValueError) -> Optional[float]:
+def check_seconds(name: str, value: object) -> Optional[float]:
     """Return ``value`` as a float number of seconds, or None; raise for anything else.
 
     Every timeout in litestream goes through here, so that all of them take
     the same values: ``None`` (no limit) or a finite real number >= 0.
 
     Raises:
-        TypeError: ``value`` is not a real number (a string, a bool...);
-            with ``error`` given, that class instead, so that a call option
-            raises a :class:`~litestream.errors.ConfigurationError`.
-        ValueError: ``value`` is negative, NaN or infinite (or ``error``).
+        TypeError: ``value`` is not a real number (a string, a bool...).
+        ValueError: ``value`` is negative, NaN or infinite.
     """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise (TypeError if error is ValueError else error)(
+        raise TypeError(
             f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}"
         )
     seconds = float(value)
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise error(f"{name} must be a finite number of seconds >= 0 or None, not {value!r}")
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 or None, not {value!r}")
     return seconds
