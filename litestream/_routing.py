@@ -28,7 +28,8 @@ import attrs
 
 from litestream import core, errors
 from litestream.channels import Channel, alts
-from litestream.transport import DEFAULT_BUFFER, Stream
+from litestream.options import DEFAULT_BUFFER, CallOptions
+from litestream.transport import Stream
 from litestream.types import Chunk, Response
 
 logger = logging.getLogger("litestream")
@@ -52,7 +53,7 @@ class _Target:
     provider: str
     model: str
     request: Mapping[str, Any]
-    config: Mapping[str, Any]
+    config: CallOptions
     max_retries: int
     key: tuple[str, str, str]  # (registered name, provider, model): the cooldown unit
 
@@ -67,14 +68,14 @@ class _Plan:
     buffer: int
 
     def attempt_config(self, target: _Target) -> Optional[dict[str, Any]]:
-        """Return the next attempt's config, timeout cut to what is left; None when none is."""
-        config = dict(target.config)
+        """Return the next attempt's options, timeout cut to what is left; None when none is."""
+        config = target.config.to_mapping()
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            own = config.get("timeout")
-            config["timeout"] = remaining if own is None else min(float(own), remaining)
+            own = config["timeout"]
+            config["timeout"] = remaining if own is None else min(own, remaining)
         return config
 
 
@@ -440,7 +441,7 @@ class _Runner:
             for plan in plans:
                 target = plan.targets[0]
                 stream = core.completion(
-                    target.provider, target.model, target.request, target.config)
+                    target.provider, target.model, target.request, target.config.to_mapping())
                 assert isinstance(stream, Stream)
                 targets[stream] = target
                 held[stream] = []

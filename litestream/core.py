@@ -10,20 +10,25 @@ already running; a non-streaming call returns a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import threading
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
+import attrs
+
 from litestream import errors, transport
+from litestream.options import OPTION_NAMES, CallOptions, check_request_keys
 from litestream.providers import get_provider
 from litestream.providers.base import Provider
 from litestream.tokens import estimate_tokens
 from litestream.transport import Stream
 from litestream.types import Chunk, Response
+from litestream.wire import HTTPRequest
 
 __all__ = [
-    "CONFIG_KEYS",
     "completion",
     "env_api_base",
     "env_api_key",
@@ -31,30 +36,15 @@ __all__ = [
     "extract_content",
     "key_variables",
     "prepare",
-    "resolve_config",
+    "register_secrets",
+    "resolve_options",
     "split_model",
     "validate_request",
 ]
 
 logger = logging.getLogger("litestream")
 
-#: The keys of a call's config; every other keyword argument is a request key.
-CONFIG_KEYS = frozenset({
-    "api_key",
-    "api_base",
-    "headers",
-    "timeout",
-    "connect_timeout",
-    "first_chunk_timeout",
-    "idle_timeout",
-    "buffer",
-    "max_retries",
-    "max_event_size",
-    "verify",
-})
-
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_TIMEOUT_KEYS = ("timeout", "connect_timeout", "first_chunk_timeout", "idle_timeout")
 
 
 def split_model(provider: str, model: Optional[str]) -> tuple[str, str]:
@@ -110,76 +100,57 @@ def validate_request(request: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def resolve_config(provider: Provider, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the call's config completed from the environment and checked.
+def resolve_options(provider: Provider, values: Mapping[str, Any]) -> CallOptions:
+    """Return the call's :class:`~litestream.options.CallOptions`, completed from the environment.
 
-    The API key comes from ``config["api_key"]`` or the provider's environment
-    variable; the base URL from ``config["api_base"]``, the provider's base URL
-    variable, or its default.
+    The API key comes from ``values["api_key"]`` or the provider's environment
+    variable; the base URL from ``values["api_base"]``, the provider's base URL
+    variable, or its default (left as None).
+
+    Raises:
+        ConfigurationError: an unknown option, a bad value, or no key where
+            the provider needs one.
     """
-    resolved = dict(config)
-    unknown = set(resolved) - CONFIG_KEYS
-    if unknown:
-        raise errors.ConfigurationError(
-            f"unknown config keys {sorted(unknown)}; known keys: {sorted(CONFIG_KEYS)}"
-        )
-    if not resolved.get("api_key"):
-        resolved["api_key"] = env_api_key(provider, os.environ)
-    api_key = resolved.get("api_key")
+    options = CallOptions.from_mapping(values)
+    changes: dict[str, Any] = {}
+    api_key = options.api_key or env_api_key(provider, os.environ)
     if provider.requires_api_key and not api_key:
         variables = " or ".join(key_variables(provider)) or "api_key"
         raise errors.ConfigurationError(
-            f"no API key for {provider.name}: pass config={{'api_key': ...}} or set {variables}"
+            f"no API key for {provider.name}: pass api_key=... or set {variables}"
         )
-    if api_key is not None and not isinstance(api_key, str):
-        raise errors.ConfigurationError("'api_key' must be a string")
-    errors.register_secret(api_key)
-    headers = resolved.get("headers")
-    if headers is not None:
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
-        ):
-            raise errors.ConfigurationError("'headers' must be a dict of strings to strings")
-        for name, value in headers.items():
-            # Only credentials are secrets: registering every long header value
-            # (OpenRouter's HTTP-Referer, X-Title) would redact ordinary text.
-            if errors.is_credential_header(name):
-                errors.register_secret(value.split(" ", 1)[-1])
-    api_base = resolved.get("api_base")
-    if not api_base:
-        api_base = env_api_base(provider, os.environ, default=False)
-        if api_base:
-            resolved["api_base"] = api_base
+    if api_key != options.api_key:
+        changes["api_key"] = api_key
+    api_base = options.api_base or env_api_base(provider, os.environ, default=False)
     if api_base:
-        parts = urlsplit(str(api_base))
-        if parts.scheme not in ("http", "https"):
-            raise errors.ConfigurationError(
-                f"api_base must be an http:// or https:// URL, "
-                f"not {parts.scheme or 'a bare name'!r}"
-            )
-        if not parts.hostname:
-            raise errors.ConfigurationError(f"api_base {str(api_base)!r} names no host")
-    for key in _TIMEOUT_KEYS:
-        value = resolved.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise errors.ConfigurationError(f"{key!r} must be a positive number of seconds")
-    for key in ("buffer", "max_event_size"):
-        value = resolved.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise errors.ConfigurationError(f"{key!r} must be a positive integer")
-    verify = resolved.get("verify")
-    if verify is not None and not isinstance(verify, bool) and not (
-        isinstance(verify, str) and verify
-    ):
-        # requests would take any falsy value (0, "") as "do not verify".
-        raise errors.ConfigurationError(
-            "'verify' must be True, False, or the path of a CA bundle"
-        )
-    if verify is False:
+        _check_api_base(api_base)
+        if api_base != options.api_base:
+            changes["api_base"] = api_base
+    if options.verify is False:
         logger.warning("TLS certificate verification is off for %s requests", provider.name)
-    return resolved
+    return attrs.evolve(options, **changes) if changes else options
+
+
+def _check_api_base(api_base: Any) -> None:
+    if not isinstance(api_base, str):
+        raise errors.ConfigurationError(f"api_base must be a URL string, not {api_base!r}")
+    parts = urlsplit(api_base)
+    if parts.scheme not in ("http", "https"):
+        raise errors.ConfigurationError(
+            f"api_base must be an http:// or https:// URL, not {api_base!r}"
+        )
+    if not parts.hostname:
+        raise errors.ConfigurationError(f"api_base {api_base!r} names no host")
+
+
+def register_secrets(options: CallOptions) -> None:
+    """Have the call's credentials (its key, its credential headers) redacted from messages."""
+    errors.register_secret(options.api_key)
+    for name, value in options.headers.items():
+        # Only credentials are secrets: registering every long header value
+        # (OpenRouter's HTTP-Referer, X-Title) would redact ordinary text.
+        if errors.is_credential_header(name):
+            errors.register_secret(value.split(" ", 1)[-1])
 
 
 def env_api_key(provider: Provider, env: Mapping[str, str]) -> Optional[str]:
@@ -230,33 +201,36 @@ def prepare(
     request: Optional[Mapping[str, Any]] = None,
     config: Optional[Mapping[str, Any]] = None,
     **kwargs: Any,
-) -> tuple[Provider, str, dict[str, Any], dict[str, Any]]:
-    """Validate a call and return ``(provider, model, request, config)``; no I/O.
+) -> tuple[Provider, str, dict[str, Any], CallOptions]:
+    """Validate a call and return ``(provider, model, request, options)``; no I/O.
 
-    Keyword arguments that are config keys (see :data:`CONFIG_KEYS`) go to the
-    config, all others to the request.
+    Keyword arguments that are option names (see
+    :data:`~litestream.options.OPTION_NAMES`) are options, the others
+    request keys; a name that is neither is an error, in either form.
     """
     if not isinstance(provider, str) or not provider:
         raise errors.ConfigurationError("the provider must be a name such as 'openai'")
     provider_name, model_name = split_model(provider, model)
     provider_object = get_provider(provider_name)
+    fields = {"provider": provider_name, "model": model_name}
     for name, value in (("request", request), ("config", config)):
         if value is not None and not isinstance(value, Mapping):
             raise errors.ConfigurationError(
-                f"{name} must be a dict, not {type(value).__name__}",
-                provider=provider_name, model=model_name,
-            )
+                f"{name} must be a dict, not {type(value).__name__}", **fields)
     merged_request = dict(request or {})
     merged_config = dict(config or {})
     for key, value in kwargs.items():
-        (merged_config if key in CONFIG_KEYS else merged_request)[key] = value
+        (merged_config if key in OPTION_NAMES else merged_request)[key] = value
+    try:
+        check_request_keys(merged_request)
+        options = resolve_options(provider_object, merged_config)
+    except errors.ConfigurationError as error:
+        error.provider, error.model = provider_name, model_name
+        raise
     problems = validate_request(merged_request)
     if problems:
-        raise errors.ConfigurationError(
-            "malformed request: " + "; ".join(problems), provider=provider_name, model=model_name
-        )
-    resolved = resolve_config(provider_object, merged_config)
-    return provider_object, model_name, merged_request, resolved
+        raise errors.ConfigurationError("malformed request: " + "; ".join(problems), **fields)
+    return provider_object, model_name, merged_request, options
 
 
 def completion(
@@ -275,37 +249,75 @@ def completion(
         completion("openai", "gpt-4o-mini", messages=[...], stream=True, api_key="sk-...")
         completion("openai/gpt-4o-mini", messages=[...])
 
+    Options are the same in the ``config`` dict and as keywords; a name that
+    is neither an option nor a request key raises at once, naming the
+    nearest valid one.
+
     Args:
         provider: ``"openai"``, ``"anthropic"``, ``"gemini"``, ``"mistral"``,
-            ``"openrouter"``, ``"ollama"`` or ``"openai_compatible"``, or
-            ``"provider/model"``.
+            ``"openrouter"``, ``"ollama"``, ``"openai_compatible"`` (and the
+            other registered providers), or ``"provider/model"``.
         model: the provider's model name.
         request: OpenAI chat keys: ``messages``, ``stream``, ``temperature``,
             ``max_tokens``, ``stop``, ``tools``, ``tool_choice``...
-        config: ``api_key``, ``api_base``, ``headers``, ``timeout``,
-            ``connect_timeout``, ``first_chunk_timeout``, ``idle_timeout``,
-            ``buffer``, ``max_event_size``, ``verify``.
-        **kwargs: request or config keys, sorted by name.
+        config: options: ``api_key``, ``api_base``, ``headers``, ``timeout``
+            (total seconds), ``connect_timeout``, ``first_chunk_timeout``,
+            ``idle_timeout``, ``buffer``, ``max_retries`` (default 2),
+            ``retry_policy``, ``max_event_size``, ``verify``, ``extra_body``
+            (fields merged into the request body as they are).
+        **kwargs: request keys or options, sorted by name.
 
     Returns:
         A running :class:`~litestream.Stream` of chunks when ``stream`` is
         true, else a :class:`~litestream.Response`.
 
+    Retries:
+        A retryable failure (429, 5xx, timeout, dropped connection) before
+        any chunk was delivered is retried up to ``max_retries`` times with
+        jittered backoff, honouring ``Retry-After`` up to a cap (see
+        :class:`~litestream.options.RetryPolicy`). The final error's
+        ``attempts`` lists every attempt.
+
     Raises:
         ConfigurationError: before any I/O, for a bad provider, model,
-            request or config.
+            request or option.
         LitestreamError: for a non-streaming call that fails (a stream
             raises its error from ``get``/iteration instead).
     """
-    provider_object, model_name, merged_request, resolved = prepare(
+    provider_object, model_name, merged_request, options = prepare(
         provider, model, request, config, **kwargs
     )
-    stream = bool(merged_request.get("stream"))
-    http_request = provider_object.build_request(model_name, merged_request, resolved)
-    if stream:
-        return transport.open_stream(http_request, provider_object, model_name, resolved)
-    body = transport.send(http_request, provider_object, model_name, resolved)
-    return provider_object.parse_response(body, model_name)
+    register_secrets(options)
+    http_request = provider_object.build_request(model_name, merged_request, options)
+    if options.extra_body:
+        http_request = attrs.evolve(
+            http_request, json={**(http_request.json or {}), **options.extra_body})
+    if merged_request.get("stream"):
+        return transport.open_stream(http_request, provider_object, model_name, options)
+    return _send_with_retries(http_request, provider_object, model_name, options)
+
+
+def _send_with_retries(
+    http_request: HTTPRequest, provider: Provider, model: str, options: CallOptions
+) -> Response:
+    policy = options.retry
+    attempts: list[str] = []
+    never = threading.Event()
+    for retry in itertools.count():
+        try:
+            body = transport.send(http_request, provider, model, options)
+            return provider.parse_response(body, model)
+        except errors.LitestreamError as error:
+            attempts.append(errors.error_summary(error))
+            delay = policy.delay(retry, error)
+            if delay is None:
+                if len(attempts) > 1:
+                    error.attempts = tuple(attempts)
+                raise
+            logger.info("retrying %s/%s in %.2f s after %s", provider.name, model, delay,
+                        errors.error_summary(error))
+            policy.wait(delay, never)
+    raise AssertionError("unreachable")
 
 
 def extract_content(value: Union[Response, Chunk, None]) -> Optional[str]:

@@ -60,8 +60,8 @@ import attrs
 
 from litestream import core, errors
 from litestream._routing import RoutedStream, _Plan, _Runner, _Target
+from litestream.options import OPTION_NAMES
 from litestream.providers import PROVIDERS, get_provider
-from litestream.transport import DEFAULT_BUFFER
 from litestream.types import Response
 
 __all__ = [
@@ -151,11 +151,11 @@ def _copy_config(config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _check_config(config: Mapping[str, Any], where: str) -> None:
-    unknown = set(config) - core.CONFIG_KEYS
+    unknown = set(config) - OPTION_NAMES
     if unknown:
         raise errors.ConfigurationError(
             f"unknown config keys {sorted(unknown)} for {where}; "
-            f"known keys: {sorted(core.CONFIG_KEYS)}"
+            f"known keys: {sorted(OPTION_NAMES)}"
         )
     errors.register_secret(config.get("api_key"))
 
@@ -428,7 +428,7 @@ class Router(_Runner):
         call_config: dict[str, Any] = {}
         model = kwargs.pop("model", None)
         for key, value in kwargs.items():
-            (call_config if key in core.CONFIG_KEYS else merged_request)[key] = value
+            (call_config if key in OPTION_NAMES else merged_request)[key] = value
         problems = core.validate_request(merged_request)
         if problems:
             raise errors.ConfigurationError("malformed request: " + "; ".join(problems))
@@ -440,13 +440,12 @@ class Router(_Runner):
             self._target(deployment, merged_request, call_config, model if i == 0 else None)
             for i, deployment in enumerate(chain)
         )
-        total = call_config.get("timeout", targets[0].config.get("timeout"))
-        buffer = targets[0].config.get("buffer")
+        total = targets[0].config.timeouts.total
         return _Plan(
             targets=targets,
-            deadline=None if total is None else time.monotonic() + float(total),
+            deadline=None if total is None else time.monotonic() + total,
             stream=bool(merged_request.get("stream")),
-            buffer=DEFAULT_BUFFER if buffer is None else int(buffer),
+            buffer=targets[0].config.buffer,
         )
 
     def _target(
@@ -475,6 +474,8 @@ class Router(_Runner):
         model = model or chosen_model or get_provider(provider).default_model
         config.update(call_config)
         max_retries = int(config.pop("max_retries", deployment.max_retries))
+        # The router retries and falls back itself: each attempt is one request.
+        config["max_retries"] = 0
         provider_object, model, prepared, resolved = core.prepare(provider, model, request, config)
         return _Target(
             provider=provider_object.name, model=model, request=prepared, config=resolved,

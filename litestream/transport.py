@@ -17,6 +17,7 @@ wakes a read blocked in ``recv`` (closing the file object would not).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -36,16 +37,15 @@ from litestream import errors
 from litestream._body import BodyReader
 from litestream.channels import Channel
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
+from litestream.options import (
+    CallOptions,
+)
 from litestream.providers.base import Provider, StreamParser
 from litestream.timer import TimerHandle, call_later
 from litestream.types import Chunk
 from litestream.wire import Event, HTTPRequest
 
 __all__ = [
-    "DEFAULT_BUFFER",
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_FIRST_CHUNK_TIMEOUT",
-    "DEFAULT_IDLE_TIMEOUT",
     "Stream",
     "close_idle_connections",
     "open_stream",
@@ -55,17 +55,6 @@ __all__ = [
 
 logger = logging.getLogger("litestream")
 
-#: Chunks a stream holds when the config sets no ``buffer``; a reader this
-#: far ahead of its consumer waits for it (backpressure).
-DEFAULT_BUFFER = 64
-#: Seconds to wait for the connection when the config sets no ``connect_timeout``.
-DEFAULT_CONNECT_TIMEOUT = 10.0
-#: Seconds to wait for the first content when the config has no
-#: ``first_chunk_timeout`` key; an explicit ``None`` waits without limit.
-DEFAULT_FIRST_CHUNK_TIMEOUT = 120.0
-#: Seconds content may pause mid-stream when the config has no
-#: ``idle_timeout`` key; an explicit ``None`` waits without limit.
-DEFAULT_IDLE_TIMEOUT = 120.0
 _MAX_ERROR_BODY = 1024 * 1024
 _DRAIN_LIMIT = 65536
 _DRAIN_TIMEOUT = 1.0
@@ -214,13 +203,8 @@ def _error_from_response(
     return error
 
 
-def _connect_timeout(config: Mapping[str, Any]) -> float:
-    connect = config.get("connect_timeout")
-    return DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect)
-
-
 def send(
-    http_request: HTTPRequest, provider: Provider, model: str, config: Mapping[str, Any]
+    http_request: HTTPRequest, provider: Provider, model: str, options: CallOptions
 ) -> Any:
     """Send a non-streaming request and return the JSON body; raise typed errors.
 
@@ -228,11 +212,10 @@ def send(
     the socket down when it passes (a per-read timeout would let a slow drip
     of bytes run on). Without it, ``first_chunk_timeout`` bounds each wait.
     """
-    total = config.get("timeout")
-    connect = _connect_timeout(config)
-    read_timeout = None if total is not None else config.get(
-        "first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT
-    )
+    timeouts = options.timeouts
+    total = timeouts.total
+    connect = timeouts.connect
+    read_timeout = None if total is not None else timeouts.first_chunk
     guard = _SocketGuard()
     deadline = call_later(float(total), guard.stop) if total is not None else None
     fields = {"provider": provider.name, "model": model}
@@ -244,7 +227,7 @@ def send(
             headers=dict(http_request.headers),
             json=http_request.json,
             timeout=(connect, read_timeout),
-            verify=config.get("verify", True),
+            verify=options.verify,
             stream=True,
         )
         with response:
@@ -334,13 +317,13 @@ class _Reader:
         http_request: HTTPRequest,
         provider: Provider,
         model: str,
-        config: Mapping[str, Any],
+        options: CallOptions,
     ) -> None:
         self.state = state
         self.http_request = http_request
         self.provider = provider
         self.model = model
-        self.config = config
+        self.options = options
         self.lock = threading.Lock()
         self.guard = _SocketGuard()
         self.body: Optional[BodyReader] = None
@@ -351,6 +334,8 @@ class _Reader:
         self.idle_timeout: Optional[float] = None
         self.last_content = 0.0
         self.got_content = False
+        self.delivered = False
+        self.retry_wait = threading.Event()
         self.thread = threading.Thread(
             target=self.run, name=f"litestream-reader-{provider.name}", daemon=True
         )
@@ -363,6 +348,7 @@ class _Reader:
             if self.cancelled:
                 return
             self.cancelled = True
+        self.retry_wait.set()
         self._cancel_timers()
         self.state.close(discard=True)
         self.guard.stop()
@@ -382,21 +368,19 @@ class _Reader:
                 self.timers.append(call_later(delay, callback))
 
     def _start_deadlines(self) -> None:
-        config = self.config
-        total = config.get("timeout")
+        timeouts = self.options.timeouts
+        total = timeouts.total
         if total is not None:
             self._schedule(float(total), lambda: self._fire(errors.TotalTimeout(
                 f"the stream took longer than its timeout of {total} s",
                 provider=self.provider.name, model=self.model)))
-        first = config.get("first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT)
-        if first is not None:
-            self._schedule(float(first), self._first_chunk_deadline)
-        idle = config.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)
-        self.idle_timeout = None if idle is None else float(idle)
+        if timeouts.first_chunk is not None:
+            self._schedule(timeouts.first_chunk, self._first_chunk_deadline)
+        self.idle_timeout = timeouts.idle
 
     def _first_chunk_deadline(self) -> None:
         if not self.got_content:
-            first = self.config.get("first_chunk_timeout", DEFAULT_FIRST_CHUNK_TIMEOUT)
+            first = self.options.timeouts.first_chunk
             self._fire(errors.FirstChunkTimeout(
                 f"no content arrived within the first-chunk timeout of {first} s",
                 provider=self.provider.name, model=self.model))
@@ -434,9 +418,7 @@ class _Reader:
         reached_eof = False
         try:
             self._start_deadlines()
-            response = self._open()
-            if response is not None:
-                reached_eof = self._pump(response)
+            response, reached_eof = self._attempts()
         except BaseException as error:  # delivered in order, never lost
             self._deliver_error(error)
         finally:
@@ -451,9 +433,46 @@ class _Reader:
             # at once finds this connection back in the pool.
             self.state.close()
 
+    def _attempts(self) -> tuple[Optional[requests.Response], bool]:
+        """Run attempts until one succeeds, content arrived, or the retry policy says stop.
+
+        Returns the last response and whether its body reached EOF.
+        """
+        policy = self.options.retry
+        attempts: list[str] = []
+        for retry in itertools.count():
+            response: Optional[requests.Response] = None
+            try:
+                response = self._open()
+                return response, self._pump(response)
+            except errors.LitestreamError as error:
+                if response is not None:
+                    self._release(response, False)
+                attempts.append(errors.error_summary(error))
+                delay = None
+                if not self.delivered and self.deadline_error is None and not self.cancelled:
+                    delay = policy.delay(retry, error)
+                if delay is None:
+                    if len(attempts) > 1:
+                        error.attempts = tuple(attempts)
+                    raise
+                logger.info("retrying %s/%s in %.2f s after %s", self.provider.name,
+                            self.model, delay, errors.error_summary(error))
+                if policy.wait(delay, self.retry_wait):
+                    return None, False
+                self.guard.release()
+                self.guard = _SocketGuard()
+                if self.cancelled:  # close() may have stopped the old guard meanwhile
+                    return None, False
+        raise AssertionError("unreachable")
+
+    def _put_many(self, chunks: list[Chunk]) -> bool:
+        self.delivered = True
+        return self.state.put_many(chunks)
+
     def _open(self) -> Optional[requests.Response]:
         http_request = self.http_request
-        connect = _connect_timeout(self.config)
+        connect = self.options.timeouts.connect
         headers = dict(http_request.headers)
         headers.setdefault("Accept-Encoding", "identity")
         _current.guard = self.guard
@@ -465,7 +484,7 @@ class _Reader:
             stream=True,
             # No per-read timeout: the shared timer's deadlines shut the socket down.
             timeout=(connect, None),
-            verify=self.config.get("verify", True),
+            verify=self.options.verify,
         )
         if response.status_code >= 400:
             try:
@@ -487,7 +506,7 @@ class _Reader:
     def _pump(self, response: requests.Response) -> bool:
         """Read and deliver until the provider's final event; True if the body reached EOF."""
         state = self.state
-        max_event_size = int(self.config.get("max_event_size", DEFAULT_MAX_EVENT_SIZE))
+        max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: StreamParser = self.provider.stream_parser(self.model)
         body = BodyReader(response)
@@ -502,7 +521,7 @@ class _Reader:
                 chunks = self._parse(parser, decoder.close())
                 chunks.extend(parser.finish())
                 if chunks:
-                    state.put_many(chunks)
+                    self._put_many(chunks)
                 return True
             chunks = self._parse(parser, decoder.iter_feed(data))
             if chunks:
@@ -511,7 +530,7 @@ class _Reader:
                 # produced a first chunk.
                 if any(chunk.has_content for chunk in chunks):
                     self._content_arrived()
-                if not state.put_many(chunks):
+                if not self._put_many(chunks):
                     return False
             if parser.done:
                 if body.complete:
@@ -533,11 +552,11 @@ class _Reader:
                 chunks.extend(parser.feed(event))
         except errors.LitestreamError:
             if chunks:
-                self.state.put_many(chunks)
+                self._put_many(chunks)
             raise
         except Exception as error:
             if chunks:
-                self.state.put_many(chunks)
+                self._put_many(chunks)
             raise errors.ProtocolError(
                 f"could not parse a {self.provider.name} event: "
                 f"{type(error).__name__}: {error}",
@@ -623,13 +642,12 @@ class Stream(Channel[Chunk]):
         http_request: HTTPRequest,
         provider: Provider,
         model: str,
-        config: Mapping[str, Any],
+        options: CallOptions,
     ) -> None:
-        buffer = config.get("buffer")
-        super().__init__(DEFAULT_BUFFER if buffer is None else int(buffer))
+        super().__init__(options.buffer)
         self.provider = provider.name
         self.model = model
-        self._reader = _Reader(self._state, http_request, provider, model, config)
+        self._reader = _Reader(self._state, http_request, provider, model, options)
         self._finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:
@@ -660,13 +678,13 @@ class Stream(Channel[Chunk]):
 
 
 def open_stream(
-    http_request: HTTPRequest, provider: Provider, model: str, config: Mapping[str, Any]
+    http_request: HTTPRequest, provider: Provider, model: str, options: CallOptions
 ) -> Stream:
     """Start a streaming request in a reader thread and return its :class:`Stream` at once.
 
     Connection failures, HTTP errors and deadlines are not raised here: they
     reach the caller through the stream, after any chunks that came first.
     """
-    stream = Stream(http_request, provider, model, config)
+    stream = Stream(http_request, provider, model, options)
     stream._start()
     return stream

@@ -81,7 +81,7 @@ def test_key_comes_from_the_environment(server, monkeypatch):
     (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
                            idle_timeout=-1), "idle_timeout"),
     (lambda: ls.completion("openai", "gpt-4o", {"messages": MESSAGES}, {"api_kye": "k"}),
-     "unknown config keys"),
+     "unknown option"),
     (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
                            stream="false"), "'stream' must be True or False"),
     (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",

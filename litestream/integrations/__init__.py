@@ -212,8 +212,10 @@ def proxy_chat_completion(
             raise errors.ConfigurationError("the request body must be a JSON object")
         request = dict(body)
         provider_name, model_name = resolve_model(request.pop("model", None), provider, model)
-        result = completion(provider_name, model_name, request,
-                            upstream_config(config, provider, provider_name))
+        # The client retries (the official SDKs do, twice): retrying here
+        # too would multiply the attempts, unless the config asks for it.
+        options = {"max_retries": 0, **upstream_config(config, provider, provider_name)}
+        result = completion(provider_name, model_name, request, options)
         if isinstance(result, Response):
             return ProxyReply(200, JSON_CONTENT_TYPE, _json_bytes(result.to_dict()))
         try:

@@ -19,6 +19,7 @@ import json
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import _messages
 from litestream.providers._wire import (
     as_dict,
@@ -91,11 +92,11 @@ class AnthropicProvider(Provider):
     default_model = "claude-sonnet-4-20250514"
 
     def build_request(
-        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+        self, model: str, request: Mapping[str, Any], options: CallOptions
     ) -> HTTPRequest:
         """Return the POST to ``/v1/messages``; see :class:`Provider`."""
         return self._request(
-            "/v1/messages", build_body(model, request), bool(request.get("stream")), config,
+            "/v1/messages", build_body(model, request), bool(request.get("stream")), options,
             {"anthropic-version": API_VERSION},
         )
 

@@ -16,6 +16,7 @@ import time
 from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.types import Choice, Chunk, Delta, Response, Usage
 from litestream.wire import Event, HTTPRequest
 
@@ -152,7 +153,7 @@ class Provider:
     supports_tools: bool = True
 
     def build_request(
-        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+        self, model: str, request: Mapping[str, Any], options: CallOptions
     ) -> HTTPRequest:
         """Return the HTTP request for an OpenAI-style chat ``request``.
 
@@ -162,27 +163,27 @@ class Provider:
         """
         raise NotImplementedError
 
-    def api_base(self, config: Mapping[str, Any]) -> str:
-        """Return the base URL: ``config["api_base"]`` or the provider's default."""
-        return str(config.get("api_base") or self.default_api_base)
+    def api_base(self, options: CallOptions) -> str:
+        """Return the base URL: ``options.api_base`` or the provider's default."""
+        return options.api_base or self.default_api_base
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """Return the headers carrying ``api_key``: ``Authorization: Bearer`` unless overridden."""
         return {"Authorization": f"Bearer {api_key}"}
 
     def headers(
-        self, config: Mapping[str, Any], fixed: Optional[Mapping[str, str]] = None
+        self, options: CallOptions, fixed: Optional[Mapping[str, str]] = None
     ) -> dict[str, str]:
         """Return a request's headers, later ones winning.
 
         JSON content type, then ``fixed`` (headers the API always wants, such
         as Anthropic's version), then :meth:`auth_headers` when there is a
-        key, then ``config["headers"]``.
+        key, then ``headers``.
         """
         headers = {"Content-Type": "application/json", **(fixed or {})}
-        if config.get("api_key"):
-            headers.update(self.auth_headers(str(config["api_key"])))
-        headers.update(config.get("headers") or {})
+        if options.api_key:
+            headers.update(self.auth_headers(options.api_key))
+        headers.update(options.headers)
         return headers
 
     def _request(
@@ -190,7 +191,7 @@ class Provider:
         path: str,
         body: Mapping[str, Any],
         stream: bool,
-        config: Mapping[str, Any],
+        options: CallOptions,
         fixed_headers: Optional[Mapping[str, str]] = None,
     ) -> HTTPRequest:
         """Return the JSON POST of ``body`` to ``path`` under :meth:`api_base`.
@@ -200,8 +201,8 @@ class Provider:
         """
         return HTTPRequest(
             method="POST",
-            url=join_url(self.api_base(config), path),
-            headers=self.headers(config, fixed_headers),
+            url=join_url(self.api_base(options), path),
+            headers=self.headers(options, fixed_headers),
             json=body,
             framing=self.framing if stream else "json",
         )

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import _messages
 from litestream.providers._wire import (
     as_dict,
@@ -106,14 +107,14 @@ class GeminiProvider(Provider):
     default_model = "gemini-2.5-flash"
 
     def build_request(
-        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+        self, model: str, request: Mapping[str, Any], options: CallOptions
     ) -> HTTPRequest:
         """Return the POST to ``generateContent`` or ``streamGenerateContent?alt=sse``."""
         stream = bool(request.get("stream"))
         model_path = quote(model.removeprefix("models/"), safe="-._~")
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return self._request(
-            f"/v1beta/models/{model_path}:{method}", build_body(request), stream, config
+            f"/v1beta/models/{model_path}:{method}", build_body(request), stream, options
         )
 
     def auth_headers(self, api_key: str) -> dict[str, str]:

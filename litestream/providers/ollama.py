@@ -19,6 +19,7 @@ import uuid
 from typing import Any, Mapping, Optional
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import _messages
 from litestream.providers._wire import (
     as_dict,
@@ -71,11 +72,11 @@ class OllamaProvider(Provider):
     framing = "ndjson"
 
     def build_request(
-        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+        self, model: str, request: Mapping[str, Any], options: CallOptions
     ) -> HTTPRequest:
         """Return the POST to ``/api/chat``; see :class:`Provider`."""
         return self._request(
-            "/api/chat", build_body(model, request), bool(request.get("stream")), config
+            "/api/chat", build_body(model, request), bool(request.get("stream")), options
         )
 
     def stream_parser(self, model: str) -> OllamaStreamParser:

@@ -15,6 +15,7 @@ import json
 from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import _messages
 from litestream.providers._wire import (
     as_dict,
@@ -86,7 +87,7 @@ class OpenAIProvider(Provider):
     send_stream_options = True
 
     def build_request(
-        self, model: str, request: Mapping[str, Any], config: Mapping[str, Any]
+        self, model: str, request: Mapping[str, Any], options: CallOptions
     ) -> HTTPRequest:
         """Return the POST to the chat endpoint; see :class:`Provider`.
 
@@ -95,7 +96,7 @@ class OpenAIProvider(Provider):
         """
         messages = _messages.read_messages(request)
         body = self.build_body(model, request, messages)
-        return self._request(self.chat_path, body, bool(request.get("stream")), config)
+        return self._request(self.chat_path, body, bool(request.get("stream")), options)
 
     def build_body(
         self, model: str, request: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]

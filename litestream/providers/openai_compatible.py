@@ -11,16 +11,15 @@ Azure, put ``?api-version=...`` on ``api_base`` (it is kept) and the key in
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers.openai import OpenAIProvider
 
 __all__ = ["OpenAICompatibleProvider"]
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    """A self-hosted or third-party OpenAI-compatible server (``config["api_base"]`` required)."""
+    """A self-hosted or third-party OpenAI-compatible server (``api_base`` required)."""
 
     name = "openai_compatible"
     default_api_base = ""
@@ -29,13 +28,13 @@ class OpenAICompatibleProvider(OpenAIProvider):
     default_model = ""
     requires_api_key = False
 
-    def api_base(self, config: Mapping[str, Any]) -> str:
-        """Return ``config["api_base"]``.
+    def api_base(self, options: CallOptions) -> str:
+        """Return ``options.api_base``.
 
         Raises:
             ConfigurationError: no ``api_base`` was given.
         """
-        api_base = config.get("api_base")
+        api_base = options.api_base
         if not api_base:
             raise errors.ConfigurationError(
                 "openai_compatible needs the server's URL: pass config={'api_base': "

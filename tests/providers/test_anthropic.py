@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.wire import Event
 
@@ -27,7 +28,7 @@ TOOLS = [
 
 def body_for(**request):
     request.setdefault("messages", [{"role": "user", "content": "Hi"}])
-    return anthropic.build_request("claude-sonnet-4-20250514", request, {}).json
+    return anthropic.build_request("claude-sonnet-4-20250514", request, CallOptions()).json
 
 
 def sse(kind, **fields):
@@ -54,7 +55,7 @@ def test_request_posts_to_v1_messages_with_api_key_and_version_headers():
     request = anthropic.build_request(
         "claude-sonnet-4-20250514",
         {"messages": [{"role": "user", "content": "Hi"}], "stream": True},
-        {"api_key": "sk-ant-test-1234567", "api_base": "http://127.0.0.1:9000/"},
+        CallOptions(api_key="sk-ant-test-1234567", api_base="http://127.0.0.1:9000/"),
     )
     assert request.url == "http://127.0.0.1:9000/v1/messages"
     assert request.headers["x-api-key"] == "sk-ant-test-1234567"
@@ -65,7 +66,8 @@ def test_request_posts_to_v1_messages_with_api_key_and_version_headers():
 
 
 def test_default_base_url_is_anthropic():
-    request = anthropic.build_request("m", {"messages": [{"role": "user", "content": "x"}]}, {})
+    request = anthropic.build_request(
+        "m", {"messages": [{"role": "user", "content": "x"}]}, CallOptions())
     assert request.url == "https://api.anthropic.com/v1/messages"
     assert request.framing == "json"
 

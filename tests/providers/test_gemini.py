@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.wire import Event
 
@@ -33,7 +34,7 @@ TOOLS = [
 
 def body_for(**request):
     request.setdefault("messages", [{"role": "user", "content": "Hi"}])
-    return gemini.build_request("gemini-2.5-flash", request, {}).json
+    return gemini.build_request("gemini-2.5-flash", request, CallOptions()).json
 
 
 def event(candidates=None, usage=None, **extra):
@@ -67,7 +68,7 @@ def test_streaming_request_uses_sse_endpoint_and_key_header_never_url_key():
     request = gemini.build_request(
         "gemini-2.5-flash",
         {"messages": [{"role": "user", "content": "Hi"}], "stream": True},
-        {"api_key": "AIzaTestKey000000000000000", "api_base": "http://127.0.0.1:7000"},
+        CallOptions(api_key="AIzaTestKey000000000000000", api_base="http://127.0.0.1:7000"),
     )
     assert request.url == (
         "http://127.0.0.1:7000/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
@@ -79,7 +80,7 @@ def test_streaming_request_uses_sse_endpoint_and_key_header_never_url_key():
 
 def test_non_streaming_request_uses_generate_content_on_default_base():
     request = gemini.build_request(
-        "models/gemini-2.5-flash", {"messages": [{"role": "user", "content": "x"}]}, {}
+        "models/gemini-2.5-flash", {"messages": [{"role": "user", "content": "x"}]}, CallOptions()
     )
     assert request.url == (
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"

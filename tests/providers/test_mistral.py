@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.providers.openai import OpenAIProvider
 
@@ -26,7 +27,8 @@ def test_mistral_shares_the_openai_implementation():
 
 def test_request_posts_to_mistral_chat_completions_with_bearer_key():
     request = mistral.build_request(
-        "mistral-small-latest", {"messages": MESSAGES, "stream": True}, {"api_key": "mk-123456789"}
+        "mistral-small-latest", {"messages": MESSAGES, "stream": True},
+        CallOptions(api_key="mk-123456789")
     )
     assert request.url == "https://api.mistral.ai/v1/chat/completions"
     assert request.headers["Authorization"] == "Bearer mk-123456789"
@@ -35,14 +37,16 @@ def test_request_posts_to_mistral_chat_completions_with_bearer_key():
 
 def test_streaming_request_sends_no_stream_options_because_mistral_rejects_them():
     request = mistral.build_request(
-        "m", {"messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}, {}
+        "m", {"messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}},
+        CallOptions()
     )
     assert "stream_options" not in request.json
 
 
 def test_openai_keys_are_renamed_to_mistral_ones():
     body = mistral.build_request(
-        "m", {"messages": MESSAGES, "max_completion_tokens": 30, "seed": 7, "stop": ["\n"]}, {}
+        "m", {"messages": MESSAGES, "max_completion_tokens": 30, "seed": 7, "stop": ["\n"]},
+        CallOptions()
     ).json
     assert body["max_tokens"] == 30
     assert "max_completion_tokens" not in body
@@ -68,7 +72,7 @@ def test_messages_lose_none_values_names_and_reasoning_but_tool_messages_keep_na
         },
         {"role": "tool", "tool_call_id": "D681PevKs", "name": "f", "content": "ok"},
     ]
-    sent = mistral.build_request("m", {"messages": messages}, {}).json["messages"]
+    sent = mistral.build_request("m", {"messages": messages}, CallOptions()).json["messages"]
     assert sent[0] == {"role": "user", "content": "Hi"}
     assert sent[1] == {
         "role": "assistant",

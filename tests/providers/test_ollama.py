@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.wire import Event
 
@@ -18,7 +19,7 @@ MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 
 def body_for(**request):
     request.setdefault("messages", MESSAGES)
-    return ollama.build_request("llama3.2", request, {}).json
+    return ollama.build_request("llama3.2", request, CallOptions()).json
 
 
 def line(content="", done=False, **extra):
@@ -44,7 +45,7 @@ def test_recorded_transcript_gives_expected_outcome(stream_case, check_transcrip
 
 def test_streaming_request_posts_to_api_chat_with_ndjson_framing_and_no_auth():
     request = ollama.build_request(
-        "llama3.2", {"messages": MESSAGES, "stream": True}, {"api_base": "http://127.0.0.1:11434/"}
+        "llama3.2", {"messages": MESSAGES, "stream": True}, CallOptions(api_base="http://127.0.0.1:11434/")
     )
     assert request.url == "http://127.0.0.1:11434/api/chat"
     assert request.framing == "ndjson"
@@ -53,7 +54,7 @@ def test_streaming_request_posts_to_api_chat_with_ndjson_framing_and_no_auth():
 
 
 def test_non_streaming_request_says_stream_false_on_default_host():
-    request = ollama.build_request("llama3.2", {"messages": MESSAGES}, {})
+    request = ollama.build_request("llama3.2", {"messages": MESSAGES}, CallOptions())
     assert request.url == "http://localhost:11434/api/chat"
     assert request.json["stream"] is False
     assert request.framing == "json"

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.wire import Event
 
@@ -45,7 +46,7 @@ def test_streaming_request_posts_to_chat_completions_with_bearer_key_and_usage()
     request = openai.build_request(
         "gpt-4o-mini",
         {"messages": MESSAGES, "stream": True, "temperature": 0.2},
-        {"api_key": "sk-test-123456789", "api_base": "http://127.0.0.1:8080/v1"},
+        CallOptions(api_key="sk-test-123456789", api_base="http://127.0.0.1:8080/v1"),
     )
     assert request.method == "POST"
     assert request.url == "http://127.0.0.1:8080/v1/chat/completions"
@@ -61,10 +62,10 @@ def test_streaming_request_posts_to_chat_completions_with_bearer_key_and_usage()
 
 
 def test_default_base_url_is_openai_and_trailing_slash_is_tolerated():
-    assert openai.build_request("m", {"messages": MESSAGES}, {}).url == (
+    assert openai.build_request("m", {"messages": MESSAGES}, CallOptions()).url == (
         "https://api.openai.com/v1/chat/completions"
     )
-    request = openai.build_request("m", {"messages": MESSAGES}, {"api_base": "http://h/v1/"})
+    request = openai.build_request("m", {"messages": MESSAGES}, CallOptions(api_base="http://h/v1/"))
     assert request.url == "http://h/v1/chat/completions"
 
 
@@ -72,25 +73,26 @@ def test_query_string_on_api_base_is_kept_after_the_path():
     request = openai.build_request(
         "m",
         {"messages": MESSAGES},
-        {"api_base": "https://x.azure.com/openai/deployments/d?api-version=1"},
+        CallOptions(api_base="https://x.azure.com/openai/deployments/d?api-version=1"),
     )
     assert request.url == "https://x.azure.com/openai/deployments/d/chat/completions?api-version=1"
 
 
 def test_caller_stream_options_win_and_none_sends_none():
     custom = openai.build_request(
-        "m", {"messages": MESSAGES, "stream": True, "stream_options": {"include_usage": False}}, {}
+        "m", {"messages": MESSAGES, "stream": True, "stream_options": {"include_usage": False}},
+        CallOptions()
     )
     assert custom.json["stream_options"] == {"include_usage": False}
     opted_out = openai.build_request(
-        "m", {"messages": MESSAGES, "stream": True, "stream_options": None}, {}
+        "m", {"messages": MESSAGES, "stream": True, "stream_options": None}, CallOptions()
     )
     assert "stream_options" not in opted_out.json
 
 
 def test_non_streaming_request_has_json_framing_and_no_stream_options():
     request = openai.build_request(
-        "m", {"messages": MESSAGES, "stream_options": {"include_usage": True}}, {}
+        "m", {"messages": MESSAGES, "stream_options": {"include_usage": True}}, CallOptions()
     )
     assert request.framing == "json"
     assert request.json["stream"] is False
@@ -98,7 +100,8 @@ def test_non_streaming_request_has_json_framing_and_no_stream_options():
 
 
 def test_extra_headers_are_merged_and_no_key_means_no_authorization():
-    request = openai.build_request("m", {"messages": MESSAGES}, {"headers": {"X-Trace": "1"}})
+    request = openai.build_request(
+        "m", {"messages": MESSAGES}, CallOptions(headers={"X-Trace": "1"}))
     assert request.headers["X-Trace"] == "1"
     assert "Authorization" not in request.headers
 
@@ -130,7 +133,7 @@ def test_tools_tool_choice_stop_and_tool_history_pass_through_unchanged():
             "stop": "END",
             "max_completion_tokens": 50,
         },
-        {},
+        CallOptions(),
     ).json
     assert body["messages"] == messages
     assert body["tools"] == tools
@@ -151,14 +154,14 @@ def test_tools_tool_choice_stop_and_tool_history_pass_through_unchanged():
 )
 def test_malformed_messages_raise_configuration_error_naming_the_problem(messages, problem):
     with pytest.raises(errors.ConfigurationError, match=problem):
-        openai.build_request("m", {"messages": messages}, {})
+        openai.build_request("m", {"messages": messages}, CallOptions())
 
 
 def test_malformed_stop_and_tool_choice_raise_configuration_error():
     with pytest.raises(errors.ConfigurationError, match="stop"):
-        openai.build_request("m", {"messages": MESSAGES, "stop": 5}, {})
+        openai.build_request("m", {"messages": MESSAGES, "stop": 5}, CallOptions())
     with pytest.raises(errors.ConfigurationError, match="tool_choice"):
-        openai.build_request("m", {"messages": MESSAGES, "tool_choice": "sometimes"}, {})
+        openai.build_request("m", {"messages": MESSAGES, "tool_choice": "sometimes"}, CallOptions())
 
 
 # --- stream parsing ----------------------------------------------------------

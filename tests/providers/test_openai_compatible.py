@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.providers.openai import OpenAIProvider
 from litestream.wire import Event
@@ -24,12 +25,12 @@ def test_openai_compatible_shares_the_openai_implementation():
 
 def test_missing_api_base_raises_configuration_error():
     with pytest.raises(errors.ConfigurationError, match="api_base"):
-        compatible.build_request("m", {"messages": MESSAGES}, {})
+        compatible.build_request("m", {"messages": MESSAGES}, CallOptions())
 
 
 def test_request_without_key_has_no_authorization_header():
     request = compatible.build_request(
-        "qwen2.5", {"messages": MESSAGES, "stream": True}, {"api_base": "http://127.0.0.1:8000/v1"}
+        "qwen2.5", {"messages": MESSAGES, "stream": True}, CallOptions(api_base="http://127.0.0.1:8000/v1")
     )
     assert request.url == "http://127.0.0.1:8000/v1/chat/completions"
     assert "Authorization" not in request.headers

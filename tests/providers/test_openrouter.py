@@ -7,6 +7,7 @@ import json
 import pytest
 
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.providers.openai import OpenAIProvider
 from litestream.wire import Event
@@ -42,7 +43,7 @@ def test_request_posts_under_api_v1_with_usage_requested():
     request = openrouter.build_request(
         "openai/gpt-4o-mini",
         {"messages": MESSAGES, "stream": True, "reasoning": {"effort": "low"}},
-        {"api_key": "sk-or-v1-abcdefgh", "headers": {"X-Title": "litestream tests"}},
+        CallOptions(api_key="sk-or-v1-abcdefgh", headers={"X-Title": "litestream tests"}),
     )
     assert request.url == "https://openrouter.ai/api/v1/chat/completions"
     assert request.headers["Authorization"] == "Bearer sk-or-v1-abcdefgh"
@@ -53,7 +54,7 @@ def test_request_posts_under_api_v1_with_usage_requested():
 
 def test_api_base_override_keeps_the_given_prefix():
     request = openrouter.build_request(
-        "m", {"messages": MESSAGES}, {"api_base": "http://127.0.0.1:5/api/v1"}
+        "m", {"messages": MESSAGES}, CallOptions(api_base="http://127.0.0.1:5/api/v1")
     )
     assert request.url == "http://127.0.0.1:5/api/v1/chat/completions"
 

@@ -41,8 +41,9 @@ def framing(provider: str) -> str:
 
 
 def open_stream(provider: str, api_base: str, **config: Any) -> litestream.Stream:
-    """Start a streaming completion against ``api_base``; config keys go through as they are."""
+    """Start a streaming completion against ``api_base`` (no retries unless asked); options as given."""
     config.setdefault("api_key", "test-key")
+    config.setdefault("max_retries", 0)  # one scripted fault, one attempt
     stream = litestream.completion(
         provider, MODELS[provider], messages=MESSAGES, stream=True, api_base=api_base, **config
     )

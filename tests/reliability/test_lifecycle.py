@@ -216,6 +216,7 @@ def test_two_consumers_of_one_failing_stream_share_its_chunks_and_one_error(prov
 
 
 def _complete(provider: str, api_base: str, **config: object) -> litestream.Response:
+    config.setdefault("max_retries", 0)  # one scripted fault, one attempt
     response = litestream.completion(provider, MODELS[provider], messages=MESSAGES, stream=False,
                                      api_key="test-key", api_base=api_base, **config)
     assert isinstance(response, litestream.Response)

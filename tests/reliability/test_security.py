@@ -36,6 +36,7 @@ from _harness import (
 
 import litestream
 from litestream import errors
+from litestream.options import CallOptions
 from litestream.providers import get_provider
 from litestream.streaming import to_sse_stream
 from litestream.testing import FakeLLMServer
@@ -215,7 +216,7 @@ def test_the_api_key_never_leaks_from_a_non_streaming_call(provider, fault, serv
                 else server.api_base(provider))
     with pytest.raises(errors.LitestreamError) as raised:
         litestream.completion(provider, MODELS[provider], messages=MESSAGES,
-                              api_key=key, api_base=api_base,
+                              api_key=key, api_base=api_base, max_retries=0,
                               timeout=0.3 if fault == "timeout" else 10)
     for text in _texts_of(raised.value):
         assert not _leaks(key, text), text
@@ -228,7 +229,7 @@ def test_reprs_of_the_request_and_the_stream_hide_the_key(provider, server):
     key = "unregistered" + uuid.uuid4().hex  # straight to the provider: never registered
     request = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
     http_request = get_provider(provider).build_request(
-        MODELS[provider], request, {"api_key": key, "api_base": server.api_base(provider)})
+        MODELS[provider], request, CallOptions(api_key=key, api_base=server.api_base(provider)))
     assert key in json.dumps(dict(http_request.headers)) + http_request.url, "sent somewhere"
     assert not _leaks(key, repr(http_request))
     server.script(text="fine")
