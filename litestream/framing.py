@@ -97,12 +97,21 @@ class _LineBuffer:
             )
         return blocks, overflow
 
-    def close(self) -> Optional[bytes]:
-        """Return the unterminated rest, if any."""
+    def close(self) -> tuple[list[bytes], Optional[bytes]]:
+        """Return the blocks a held-back final CR completes, and the unterminated rest, if any."""
+        blocks: list[bytes] = []
+        if self._carriage_return:
+            blocks, _ = self.feed(b"\n")  # the CR ended a line; no LF will follow now
         rest = bytes(self._buffer)
         self._buffer.clear()
+        self._scanned = 0
         self._carriage_return = False
-        return rest if rest.strip() else None
+        return blocks, (rest if rest.strip() else None)
+
+
+#: The SSE field names; any other line of an SSE body is a field the spec ignores.
+_SSE_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
+_FIELD_PREFIXES = (b"data", b"event", b"id", b"retry", b":")
 
 
 class SSEDecoder:
@@ -111,6 +120,19 @@ class SSEDecoder:
     Comment lines (``:`` keepalives) are dropped; ``event:`` names and
     multi-line ``data:`` fields are honoured (parsed by sseclient-py); events
     without data are not dispatched, as the SSE specification says.
+
+    An event is dispatched only at its closing blank line. When the body
+    ends without one, the unfinished event is discarded, as the WHATWG
+    specification says ("if the file ends in the middle of an event, before
+    the final empty line, the incomplete event is not dispatched"): a body
+    cut mid-event is then a truncation the provider's parser reports, unless
+    its protocol had already said the end was reached.
+
+    Lines that are no SSE field and start a JSON value (``{`` or ``[``),
+    with the field-less lines that follow them in the same block, are not
+    dropped as the spec would: each becomes an ``unframed`` event, delivered
+    before the block's own event and also at the end of the body, since
+    some servers (Gemini) write an error into an SSE stream that way.
     """
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
@@ -129,40 +151,61 @@ class SSEDecoder:
         """
         blocks, overflow = self._lines.feed(data)
         for block in blocks:
-            event = self._parse(block)
-            if event is not None:
-                yield event
+            if block.startswith(b"data: ") and b"\n" not in block:
+                # The common case, one `data:` line, takes the short way.
+                yield Event(_decode(block[6:]))
+            else:
+                yield from self._parse(block, complete=True)
         if overflow is not None:
             raise overflow
 
     def close(self) -> list[Event]:
-        """Return the last event when the body ended without its blank line."""
-        rest = self._lines.close()
-        if rest is None:
-            return []
-        event = self._parse(rest)
-        return [event] if event is not None else []
+        """Return the unframed lines of an unterminated rest; its SSE event is discarded."""
+        blocks, rest = self._lines.close()
+        events = [event for block in blocks for event in self._parse(block, complete=True)]
+        if rest is not None:
+            events.extend(self._parse(rest, complete=False))
+        return events
 
     @staticmethod
-    def _parse(block: bytes) -> Optional[Event]:
-        # The common case, one `data:` line, is parsed here; anything else
-        # (event names, several data lines, comments) goes to sseclient-py.
-        if block.startswith(b"data: ") and b"\n" not in block:
-            return Event(_decode(block[6:]))
+    def _parse(block: bytes, complete: bool) -> list[Event]:
+        """Return the unframed lines of ``block``, then its event when ``complete``."""
+        events: list[Event] = []
         block = block.lstrip(b"\n")
         if not block:
-            return None
-        if block.startswith(b":") and b"\n" not in block:
-            return None
+            return events
+        lines = block.split(b"\n")
+        if not all(line.startswith(_FIELD_PREFIXES) for line in lines):
+            fields, unframed = _split_unframed(lines)
+            events.extend(Event(_decode(line), unframed=True) for line in unframed)
+            block = b"\n".join(fields)
+        if not complete or not block or (block.startswith(b":") and b"\n" not in block):
+            return events
         try:
             parsed = list(SSEClient([block + b"\n\n"]).events())
         except UnicodeDecodeError as error:
             raise ProtocolError(f"invalid UTF-8 in stream at byte {error.start}") from None
-        if not parsed:
-            return None
-        event = parsed[0]
-        name = event.event if event.event != "message" else None
-        return Event(event.data, name)
+        if parsed:
+            name = parsed[0].event if parsed[0].event != "message" else None
+            events.append(Event(parsed[0].data, name))
+        return events
+
+
+def _split_unframed(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """Return ``(field lines, unframed lines)`` of one block's lines."""
+    fields: list[bytes] = []
+    unframed: list[bytes] = []
+    in_json = False
+    for line in lines:
+        name = line.split(b":", 1)[0]
+        if not line or line.startswith(b":") or name in _SSE_FIELDS:
+            in_json = False
+            fields.append(line)
+        elif in_json or line.lstrip()[:1] in (b"{", b"["):
+            in_json = True
+            unframed.append(line)
+        # Any other line is a field the SSE spec ignores.
+    return fields, unframed
 
 
 class NDJSONDecoder:
@@ -185,9 +228,16 @@ class NDJSONDecoder:
             raise overflow
 
     def close(self) -> list[Event]:
-        """Return the last line when the body ended without a newline."""
-        rest = self._lines.close()
-        return [Event(_decode(rest))] if rest is not None else []
+        """Return the last line, also when the body ended without a newline.
+
+        An unterminated last line is delivered, as ollama-python and
+        httpx's line readers do: a whole JSON object needs no newline to be
+        read, and a line cut mid-object fails to parse in the provider.
+        """
+        lines, rest = self._lines.close()
+        if rest is not None:
+            lines.append(rest)
+        return [Event(_decode(line)) for line in lines if line.strip()]
 
 
 #: Either decoder; both take bytes with ``feed``/``iter_feed`` and end with ``close``.

@@ -168,8 +168,8 @@ class ResponseBuilder:
     :meth:`build`; tool-call fragments are merged by index into whole calls
     (also when text comes first, when several calls stream in parallel, or
     when a provider sends each call whole with no index). The last non-None
-    finish reason and the last usage win; id, model, provider and created
-    come from the first chunk that has them. Chunks themselves are not kept.
+    finish reason, the last usage and the last model named win; id,
+    provider and created come from the first chunk that has them. Chunks themselves are not kept.
 
     Args:
         provider: the provider name to use when no chunk names one.
@@ -198,8 +198,8 @@ class ResponseBuilder:
         """Add one chunk (metadata-only chunks included)."""
         if self.id is None:
             self.id = chunk.id
-        if self.model is None:
-            self.model = chunk.model
+        if chunk.model:
+            self.model = chunk.model  # the latest named wins: routers name the serving model late
         if self.provider is None:
             self.provider = chunk.provider
         if self.created is None:

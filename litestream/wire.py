@@ -27,11 +27,14 @@ class Event:
     """One framed wire event: an SSE event (``event`` name and joined ``data``) or one NDJSON line.
 
     ``event`` is ``None`` for NDJSON lines and for SSE events without an
-    ``event:`` field.
+    ``event:`` field. ``unframed`` marks one line of JSON that came inside an
+    SSE body without any SSE field (Gemini sends errors that way); parsers
+    that expect none ignore such events.
     """
 
     data: str
     event: Optional[str] = None
+    unframed: bool = False
 
 
 def _redacted_headers(headers: Mapping[str, str]) -> str:

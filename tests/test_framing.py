@@ -71,8 +71,42 @@ def test_oversized_event_is_a_protocol_error_with_bounded_memory():
             decoder.feed(b"data: " + b"x" * 100)
 
 
-def test_unterminated_last_event_is_returned_at_close():
-    assert feed_all(SSEDecoder(), [b"data: tail"]) == [Event("tail")]
+@pytest.mark.parametrize("tail", [b"data: tail", b"data: tail\n", b"event: e\ndata: tail\n"])
+def test_unterminated_last_event_is_discarded_at_close(tail):
+    # WHATWG: an event is dispatched only at its blank line; a cut body's
+    # last event is incomplete, however whole its data lines look.
+    assert feed_all(SSEDecoder(), [b"data: one\n\n" + tail]) == [Event("one")]
+
+
+@pytest.mark.parametrize("newline", [b"\r", b"\r\n", b"\n"])
+def test_blank_line_at_the_very_end_dispatches_the_last_event(newline):
+    # A final CR is held back in case an LF follows; at the end it is a line end.
+    assert feed_all(SSEDecoder(), [b"data: x" + newline + newline]) == [Event("x")]
+
+
+def test_json_lines_outside_sse_fields_are_unframed_events():
+    raw = (b'data: {"a": 1}\n\n{\n  "error": {\n    "code": 429\n  }\n}\n\n'
+           b"data: after\n\n")
+    assert feed_all(SSEDecoder(), [raw]) == [
+        Event('{"a": 1}'),
+        Event("{", unframed=True),
+        Event('  "error": {', unframed=True),
+        Event('    "code": 429', unframed=True),
+        Event("  }", unframed=True),
+        Event("}", unframed=True),
+        Event("after"),
+    ]
+
+
+def test_unframed_lines_at_the_end_of_the_body_are_delivered():
+    raw = b'data: {"a": 1}\n\n{"error": {"code": 500}}'
+    assert feed_all(SSEDecoder(), [raw]) == [
+        Event('{"a": 1}'), Event('{"error": {"code": 500}}', unframed=True)]
+
+
+def test_unknown_fields_that_start_no_json_are_ignored():
+    raw = b"foo: bar\nnot json\ndata: x\n\n"
+    assert feed_all(SSEDecoder(), [raw]) == [Event("x")]
 
 
 def test_ndjson_lines():
@@ -81,3 +115,8 @@ def test_ndjson_lines():
     assert decoder.feed(raw) == [Event('{"a": 1}'), Event('{"b": 2}')]
     assert decoder.feed(b": 3}") == []
     assert decoder.close() == [Event('{"c": 3}')]
+
+
+def test_ndjson_final_line_without_newline_is_delivered():
+    assert feed_all(NDJSONDecoder(), [b'{"a": 1}\n{"done": true}']) == [
+        Event('{"a": 1}'), Event('{"done": true}')]

@@ -117,10 +117,14 @@ class AnthropicProvider(Provider):
             texts: list[str] = []
             thoughts: list[str] = []
             calls = []
+            served_by = as_str(data.get("model"), "model") or model
             for raw_block in as_list(data.get("content"), "content"):
                 block = as_dict(raw_block, "content block")
                 kind = block.get("type")
-                if kind == "text":
+                if kind == "fallback":  # a refusal fallback: the ``to`` model answered
+                    target = as_dict(block.get("to"), "fallback target")
+                    served_by = as_str(target.get("model"), "model") or served_by
+                elif kind == "text":
                     texts.append(as_str(block.get("text"), "text") or "")
                 elif kind == "thinking":
                     thoughts.append(as_str(block.get("thinking"), "thinking") or "")
@@ -135,7 +139,7 @@ class AnthropicProvider(Provider):
             usage = as_dict(data.get("usage"), "usage")
             return Response(
                 id=as_str(data.get("id"), "id"),
-                model=as_str(data.get("model"), "model") or model,
+                model=served_by,
                 provider=self.name,
                 choices=[
                     ResponseChoice(
@@ -319,12 +323,13 @@ class AnthropicStreamParser(StreamParser):
         super().__init__(provider, model)
         self.prompt_tokens = 0
         self._tool_index_by_block: dict[int, int] = {}
+        self._text_blocks: set[int] = set()
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks of one event; raise a typed error for an ``error`` event."""
         with attribute_errors(self.provider, self.model):
-            if not event.data.strip():
-                return []
+            if not event.data.strip() or event.unframed:
+                return []  # lines outside SSE fields are ignored, as the SSE spec says
             if event.event == "error":
                 raise in_band_error(
                     load_error_json(event.data), provider=self.provider, model=self.model
@@ -356,8 +361,15 @@ class AnthropicStreamParser(StreamParser):
                 arguments="",
             )
             return [self.make_chunk(Delta(tool_calls=(call,)))]
-        if kind == "text" and as_str(block.get("text"), "text"):
-            return [self.make_chunk(Delta(content=block["text"]))]
+        if kind == "fallback":
+            # The refusal fallback: the model named in ``to`` wrote what follows.
+            target = as_dict(block.get("to"), "fallback target")
+            self.response_model = as_str(target.get("model"), "model") or self.response_model
+            return []
+        if kind == "text":
+            self._text_blocks.add(block_index)
+            if as_str(block.get("text"), "text"):
+                return [self.make_chunk(Delta(content=block["text"]))]
         if kind == "thinking" and as_str(block.get("thinking"), "thinking"):
             return [self.make_chunk(Delta(reasoning=block["thinking"]))]
         return []
@@ -369,6 +381,8 @@ class AnthropicStreamParser(StreamParser):
             text = as_str(delta.get("text"), "text")
             return [self.make_chunk(Delta(content=text))] if text else []
         if kind == "thinking_delta":
+            if payload.get("index") in self._text_blocks:
+                return []  # misplaced on a text block: not reasoning (LiteLLM drops it too)
             thinking = as_str(delta.get("thinking"), "thinking")
             return [self.make_chunk(Delta(reasoning=thinking))] if thinking else []
         if kind == "input_json_delta":

@@ -156,29 +156,37 @@ class GeminiProvider(Provider):
         ``RetryInfo.retryDelay`` as ``retry_after`` when no Retry-After header came.
         """
         error = error_from_body(status_code, body, headers, provider=self.name, model=model)
-        details = _error_details(body)
-        reasons = {_text(detail.get("reason")) for detail in details}
-        if "API_KEY_INVALID" in reasons or "API key not valid" in error.message:
-            error = retype_error(error, errors.AuthenticationError)
-        if status_code == 429:
-            error = retype_error(error, _rate_limit_class(details))
-        if error.retry_after is None:
-            for detail in details:
-                delay = _seconds(detail.get("retryDelay"))
-                if delay is not None:
-                    error.retry_after = delay
-        return error
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        return _refine_error(error, data, status_code)
+
+
+def _refine_error(
+    error: errors.LitestreamError, data: Any, status_code: Optional[int]
+) -> errors.LitestreamError:
+    # In a stream the HTTP status was 200: the class chosen from the error's own code counts.
+    """Return ``error`` retyped and given a retry delay from the ``details`` of Google's error."""
+    details = _error_details(data)
+    reasons = {_text(detail.get("reason")) for detail in details}
+    if "API_KEY_INVALID" in reasons or "API key not valid" in error.message:
+        error = retype_error(error, errors.AuthenticationError)
+    if status_code == 429 or isinstance(error, (errors.RateLimitError, errors.QuotaExceededError)):
+        error = retype_error(error, _rate_limit_class(details))
+    if error.retry_after is None:
+        for detail in details:
+            delay = _seconds(detail.get("retryDelay"))
+            if delay is not None:
+                error.retry_after = delay
+    return error
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _error_details(body: str) -> list[Mapping[str, Any]]:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return []
+def _error_details(data: Any) -> list[Mapping[str, Any]]:
     if isinstance(data, list) and data:
         data = data[0]
     error = data.get("error") if isinstance(data, Mapping) else None
@@ -450,19 +458,42 @@ class GeminiStreamParser(StreamParser):
         self._calls_per_candidate: dict[int, int] = {}
         self._usage: Optional[Usage] = None
         self._roles_sent: set[int] = set()
+        self._unframed = _JSONLines()
 
     def feed(self, event: Event) -> list[Chunk]:
-        """Return the chunks of one event; raise a typed error for an error object."""
+        """Return the chunks of one event; raise a typed error for an error object.
+
+        Gemini and Vertex write an error that strikes mid-stream (a 429
+        ``RESOURCE_EXHAUSTED``, a 500) as pretty-printed JSON without
+        ``data:``; its lines arrive as ``unframed`` events and are gathered
+        until the JSON value is whole.
+        """
         with attribute_errors(self.provider, self.model):
-            if not event.data.strip():
+            data = event.data
+            if event.unframed:
+                data = self._unframed.add(data)
+                if data is None:
+                    return []
+            if not data.strip():
                 return []
-            payload = self.load_json(event.data)
+            payload = self.load_json(data)
             if isinstance(payload, list) and len(payload) == 1:
                 payload = payload[0]  # error bodies sometimes come as a one-item array
             data = as_dict(payload, "stream event")
             if data.get("error") is not None:
-                raise in_band_error(data, provider=self.provider, model=self.model)
+                error = in_band_error(data, provider=self.provider, model=self.model)
+                raise _refine_error(error, data, None)
             return self._translate(data)
+
+    def finish(self) -> list[Chunk]:
+        """Return nothing; raise when the body ended early or inside unframed JSON."""
+        if self._unframed.pending:
+            raise errors.StreamConnectionError(
+                "the stream ended inside a JSON value sent outside SSE framing",
+                provider=self.provider,
+                model=self.model,
+            )
+        return super().finish()
 
     def _translate(self, data: Mapping[str, Any]) -> list[Chunk]:
         self.response_id = as_str(data.get("responseId"), "responseId") or self.response_id
@@ -509,3 +540,59 @@ class GeminiStreamParser(StreamParser):
         self._roles_sent.add(index)
         delta = Delta(role=role, content=parts.text, tool_calls=calls, reasoning=parts.reasoning)
         return self.make_chunk(delta, reason, index=index), reason is not None
+
+
+class _JSONLines:
+    """Gathers lines until they hold one whole JSON object or array.
+
+    Brackets are counted outside strings, so the work is linear in the
+    text; at most ``limit`` characters are held.
+    """
+
+    limit = 1024 * 1024
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._size = 0
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether lines of an unfinished value are held."""
+        return bool(self._lines)
+
+    def add(self, line: str) -> Optional[str]:
+        """Return the whole value once ``line`` completes it, else None.
+
+        Raises:
+            ProtocolError: the value grew past ``limit`` characters.
+        """
+        for character in line:
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif character == "\\":
+                    self._escaped = True
+                elif character == '"':
+                    self._in_string = False
+            elif character == '"':
+                self._in_string = True
+            elif character in "{[":
+                self._depth += 1
+            elif character in "}]":
+                self._depth -= 1
+        self._lines.append(line)
+        self._size += len(line)
+        if self._depth > 0:
+            if self._size > self.limit:
+                raise errors.ProtocolError(
+                    f"a JSON value outside SSE framing exceeded {self.limit} characters"
+                )
+            return None
+        text = "\n".join(self._lines)
+        self._lines = []
+        self._size = self._depth = 0
+        self._in_string = self._escaped = False
+        return text

@@ -195,12 +195,13 @@ class OpenAIStreamParser(StreamParser):
         self._finished: set[int] = set()
         self._roles_sent: set[int] = set()
         self._tool_indexers: dict[int, _ToolCallIndexer] = {}
+        self._usage: Optional[Usage] = None
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks of one event; raise a typed error for an error event."""
         data = event.data.strip()
-        if not data:
-            return []
+        if not data or event.unframed:
+            return []  # lines outside SSE fields are ignored, as the SSE spec says
         if data == "[DONE]":
             self.done = True
             return []
@@ -216,29 +217,62 @@ class OpenAIStreamParser(StreamParser):
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""
         if payload.get("error") is not None or payload.get("object") == "error":
             raise in_band_error(payload, provider=self.provider, model=self.model)
-        self._remember_identity(payload)
+        renamed = self._remember_identity(payload)
         choices = []
         for raw_choice in as_list(payload.get("choices"), "choices"):
             choice = self._translate_choice(as_dict(raw_choice, "choice"))
             if choice is not None:
                 choices.append(choice)
-        usage = parse_usage(payload.get("usage"))
-        if not choices and usage is None:
+        usage = self._merge_usage(parse_usage(payload.get("usage")))
+        if not choices and usage is None and not renamed:
             return []
+        # A chunk that only names a new model is delivered too, so the model
+        # that served the answer (Azure's model router) is the one reported.
         return [self.make_chunk_of(choices, usage)]
 
-    def _remember_identity(self, payload: Mapping[str, Any]) -> None:
+    def _merge_usage(self, usage: Optional[Usage]) -> Optional[Usage]:
+        """Return ``usage`` with counts it leaves at 0 taken from the stream's earlier usage.
+
+        Usage is cumulative, so the latest count wins; but some servers
+        split it, prompt tokens on the first chunk and completion tokens on
+        the last, each with 0 for the other (LiteLLM merges them the same way).
+        """
+        if usage is None:
+            return None
+        previous = self._usage
+        if previous is not None and not (usage.prompt_tokens and usage.completion_tokens):
+            prompt = usage.prompt_tokens or previous.prompt_tokens
+            completion = usage.completion_tokens or previous.completion_tokens
+            if (prompt, completion) != (usage.prompt_tokens, usage.completion_tokens):
+                usage = Usage(prompt, completion)
+        self._usage = usage
+        return usage
+
+    def _remember_identity(self, payload: Mapping[str, Any]) -> bool:
+        """Take the id, model and creation time of a chunk; True when it names a new model.
+
+        The latest model named wins: a router or a fallback may name the
+        model that served only in later chunks.
+        """
         if payload.get("id") == self.response_id and self.response_id is not None:
-            return  # the same stream's next chunk: nothing new to check
+            # The same stream's next chunk: only the model may change.
+            model = payload.get("model")
+            if model == self.response_model or not model:
+                return False
+            self.response_model = as_str(model, "model")
+            return True
+        renamed = False
         response_id = as_str(payload.get("id"), "id")
         if response_id:
             self.response_id = response_id
         model = as_str(payload.get("model"), "model")
-        if model:
+        if model and model != self.response_model:
+            renamed = self.response_model is not None
             self.response_model = model
         created = as_int(payload.get("created"), "created")
         if created:
             self.created = created
+        return renamed
 
     def _translate_choice(self, raw: Mapping[str, Any]) -> Optional[Choice]:
         delta = raw.get("delta")
@@ -286,14 +320,14 @@ class OpenAIStreamParser(StreamParser):
         deltas = []
         for raw_call in as_list(delta.get("tool_calls"), "tool_calls"):
             call = as_dict(raw_call, "tool call")
-            function = as_dict(call.get("function"), "tool call function")
+            name, arguments = _call_name_and_arguments(call)
             call_id = as_str(call.get("id"), "tool call id") or None
             deltas.append(
                 ToolCallDelta(
                     index=indexer.index_for(as_int(call.get("index"), "tool index"), call_id),
                     id=call_id,
-                    name=as_str(function.get("name"), "tool name"),
-                    arguments=_arguments_text(function.get("arguments")),
+                    name=name,
+                    arguments=arguments,
                 )
             )
         legacy = as_dict(delta.get("function_call"), "function_call")
@@ -356,6 +390,20 @@ def _first_text(*values: Optional[str]) -> Optional[str]:
     return None
 
 
+def _call_name_and_arguments(call: Mapping[str, Any]) -> tuple[Optional[str], Optional[str]]:
+    """Return the name and argument text of a tool call or a fragment of one.
+
+    A custom (free-form) tool call has ``"custom": {"name", "input"}``
+    instead of ``function``; its input text is the call's arguments.
+    """
+    custom = call.get("custom")
+    if custom is not None and call.get("function") is None:
+        custom = as_dict(custom, "custom tool call")
+        return as_str(custom.get("name"), "tool name"), as_str(custom.get("input"), "tool input")
+    function = as_dict(call.get("function"), "tool call function")
+    return as_str(function.get("name"), "tool name"), _arguments_text(function.get("arguments"))
+
+
 def _arguments_text(arguments: Any) -> Optional[str]:
     # Some compatible servers send arguments as an object instead of JSON text.
     if isinstance(arguments, (Mapping, list)):
@@ -381,12 +429,12 @@ def _response_choice(raw: Any) -> ResponseChoice:
     calls = []
     for raw_call in as_list(message.get("tool_calls"), "tool_calls"):
         call = as_dict(raw_call, "tool call")
-        function = as_dict(call.get("function"), "tool call function")
+        name, arguments = _call_name_and_arguments(call)
         calls.append(
             ToolCall(
                 id=as_str(call.get("id"), "tool call id"),
-                name=as_str(function.get("name"), "tool name") or "",
-                arguments=_arguments_text(function.get("arguments")) or "",
+                name=name or "",
+                arguments=arguments or "",
             )
         )
     legacy = as_dict(message.get("function_call"), "function_call")

@@ -306,3 +306,35 @@ def fuzz(provider_name: str, examples: int = 300) -> None:
 def fuzz_parser() -> Callable[..., None]:
     """Run the hypothesis fuzz of a provider's parser: ``fuzz_parser("openai")``."""
     return fuzz
+
+
+def stream_over_http(
+    provider_name: str, body: bytes, model: str = "test-model", piece_size: Optional[int] = None
+) -> Replay:
+    """Serve ``body`` from a loopback server and stream it through ``litestream.completion``.
+
+    The whole path runs: transport, framing and the provider's parser.
+    """
+    import litestream
+    from litestream.testing import FakeLLMServer
+
+    result = Replay()
+    with FakeLLMServer() as server:
+        server.replay(body, piece_size=piece_size)
+        stream = litestream.completion(
+            provider_name, model, messages=[{"role": "user", "content": "Hi"}], stream=True,
+            api_key="test-key", api_base=server.api_base(provider_name), timeout=30,
+        )
+        try:
+            with stream:
+                for chunk in stream:
+                    result.chunks.append(chunk)
+        except errors.LitestreamError as error:
+            result.error = error
+    return result
+
+
+@pytest.fixture
+def stream_http() -> Callable[..., Replay]:
+    """Stream a raw body over loopback HTTP: ``stream_http("gemini", body, piece_size=5)``."""
+    return stream_over_http

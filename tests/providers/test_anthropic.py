@@ -483,3 +483,57 @@ def test_stream_ending_after_stop_reason_without_message_stop_finishes_cleanly(r
     )
     assert result.error is None
     assert result.finish_reason == "stop"
+
+
+# --- peers' streaming cases: fallback model, misplaced deltas ---------------
+
+
+def test_refusal_fallback_block_relabels_the_model_of_later_chunks(replay):
+    result = replay(PROVIDER, [
+        MESSAGE_START,
+        sse("content_block_start", index=0, content_block={
+            "type": "fallback", "from": {"model": "claude-x"}, "to": {"model": "claude-y"},
+            "trigger": {"type": "refusal"}}),
+        sse("content_block_stop", index=0),
+        sse("content_block_start", index=1, content_block={"type": "text", "text": ""}),
+        sse("content_block_delta", index=1, delta={"type": "text_delta", "text": "Hello"}),
+        sse("message_stop"),
+    ])
+    assert [chunk.model for chunk in result.chunks] == ["claude-x", "claude-y"]
+    assert result.content == "Hello"
+
+
+def test_fallback_block_relabels_a_whole_response():
+    body = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "fallback", "from": {"model": "claude-x"},
+                         "to": {"model": "claude-y"}}, {"type": "text", "text": "Hi"}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}
+    assert anthropic.parse_response(body, "claude-x").model == "claude-y"
+
+
+def test_thinking_delta_on_a_text_block_is_not_reasoning(replay):
+    result = replay(PROVIDER, [
+        MESSAGE_START,
+        sse("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        sse("content_block_delta", index=0, delta={"type": "text_delta", "text": "Visible"}),
+        sse("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "leak"}),
+        sse("content_block_start", index=1, content_block={"type": "thinking", "thinking": ""}),
+        sse("content_block_delta", index=1, delta={"type": "thinking_delta", "thinking": "real"}),
+        sse("message_stop"),
+    ])
+    assert result.content == "Visible"
+    assert result.reasoning == "real"
+
+
+def test_body_cut_in_message_stop_after_the_stop_reason_ends_cleanly(stream_http):
+    def wire(kind, **fields):
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+
+    body = (wire("message_start", message={"id": "m", "model": "claude-x",
+                                           "usage": {"input_tokens": 1, "output_tokens": 1}})
+            + wire("content_block_start", index=0, content_block={"type": "text", "text": "Hi"})
+            + wire("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 2})
+            + wire("message_stop")[:-1])
+    result = stream_http(PROVIDER, body)
+    assert result.error is None
+    assert result.content == "Hi" and result.finish_reason == "stop"

@@ -436,3 +436,86 @@ def test_429_daily_quota_failure_is_quota_exceeded():
         ],
     )
     assert isinstance(gemini.parse_error(429, body, {}, "m"), errors.QuotaExceededError)
+
+
+# --- errors written outside SSE framing -------------------------------------
+
+GEMINI_429 = b"""{
+  "error": {
+    "code": 429,
+    "message": "Resource has been exhausted (e.g. check quota).",
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": "21s"
+      }
+    ]
+  }
+}
+"""
+
+
+def sse(payload) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("piece_size", [None, 5])
+def test_pretty_printed_error_without_data_prefix_is_the_typed_error(stream_http, piece_size):
+    body = sse({"candidates": [text_candidate("Hello")]}) + GEMINI_429
+    result = stream_http(PROVIDER, body, piece_size=piece_size)
+    assert result.content == "Hello"
+    assert isinstance(result.error, errors.RateLimitError)
+    assert result.error.provider_code == "RESOURCE_EXHAUSTED"
+    assert result.error.retry_after == 21.0
+    assert "exhausted" in result.error.message
+
+
+def test_error_array_without_data_prefix_followed_by_blank_line(stream_http):
+    error = b'[{\n  "error": {\n    "code": 500,\n    "message": "Internal error",\n' \
+            b'    "status": "INTERNAL"\n  }\n}\n]\n\n'
+    result = stream_http(PROVIDER, sse({"candidates": [text_candidate("Hi")]}) + error)
+    assert result.content == "Hi"
+    assert type(result.error) is errors.ProviderError
+    assert result.error.status_code == 500
+    assert result.error.provider_code == "INTERNAL"
+
+
+def test_bare_json_lines_deliver_the_text_before_the_error(stream_http):
+    # google-genai's own test body: bare JSON lines, the error last with no newline.
+    chunk = json.dumps({"candidates": [text_candidate("test")]}).encode()
+    body = chunk + b"\n" + b'{"error":{"code":500,"message":"Error","status":"INTERNAL"}}'
+    result = stream_http(PROVIDER, body)
+    assert result.content == "test"
+    assert type(result.error) is errors.ProviderError
+
+
+def test_daily_quota_error_in_stream_is_quota_exceeded(replay):
+    error = {"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
+                       "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                                    "violations": [
+                                        {"quotaId": "GenerateRequestsPerDayPerProject"}]}]}}
+    result = replay(PROVIDER, [Event(json.dumps(error))])
+    assert isinstance(result.error, errors.QuotaExceededError)
+
+
+def test_body_ending_inside_unframed_json_is_a_truncation(stream_http):
+    body = sse({"candidates": [text_candidate("Hi")]}) + GEMINI_429[:40]
+    result = stream_http(PROVIDER, body)
+    assert result.content == "Hi"
+    assert isinstance(result.error, errors.StreamConnectionError)
+
+
+def test_body_cut_mid_event_is_a_truncation(stream_http):
+    final = sse({"candidates": [text_candidate("!", finish="STOP")]})
+    result = stream_http(PROVIDER, sse({"candidates": [text_candidate("Hi")]}) + final[:-2])
+    assert result.content == "Hi"
+    assert isinstance(result.error, errors.StreamConnectionError)
+    assert "ended before" in str(result.error)
+
+
+def test_model_version_of_the_latest_event_names_later_chunks(stream_http):
+    first = {"candidates": [text_candidate("a")], "modelVersion": "gemini-2.5-flash"}
+    second = {"candidates": [text_candidate("b", finish="STOP")], "modelVersion": "gemini-2.5-pro"}
+    result = stream_http(PROVIDER, sse(first) + sse(second))
+    assert [chunk.model for chunk in result.chunks] == ["gemini-2.5-flash", "gemini-2.5-pro"]

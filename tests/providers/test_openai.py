@@ -421,3 +421,97 @@ def test_html_error_page_becomes_short_text_message():
     assert isinstance(error, errors.ProviderError)
     assert "502 Bad Gateway" in error.message
     assert "<" not in error.message
+
+
+# --- peers' streaming cases: models, custom tools, split usage --------------
+
+
+def sse_body(*payloads) -> bytes:
+    return b"".join(b"data: " + json.dumps(p).encode() + b"\n\n" for p in payloads) + \
+        b"data: [DONE]\n\n"
+
+
+def test_latest_model_named_wins_per_chunk_and_in_the_collected_response(stream_http):
+    # Azure's model router names itself first, the model that served later.
+    import litestream
+    from litestream.streaming import ResponseBuilder
+
+    body = sse_body(
+        {"id": "c1", "model": "azure-model-router", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]},
+        {"id": "c1", "model": "gpt-4.1-nano", "choices": []},
+        {"id": "c1", "model": "gpt-4.1-nano", "choices": [
+            {"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    )
+    result = stream_http(PROVIDER, body)
+    assert result.error is None
+    assert [chunk.model for chunk in result.chunks] == [
+        "azure-model-router", "gpt-4.1-nano", "gpt-4.1-nano"]
+    builder = ResponseBuilder()
+    for chunk in result.chunks:
+        builder.add(chunk)
+    assert builder.build().model == "gpt-4.1-nano"
+    assert litestream.extract_content(result.chunks[1]) is None
+
+
+def test_custom_tool_call_fragments_give_name_and_input_as_arguments(replay):
+    events = [Event(json.dumps({"id": "c", "model": "m", "choices": [
+        {"index": 0, "delta": {"tool_calls": [call]}}]})) for call in (
+        {"index": 0, "id": "call_1", "type": "custom",
+         "custom": {"name": "ApplyPatch", "input": "*** Begin"}},
+        {"index": 0, "custom": {"input": " Patch"}},
+    )] + [Event("[DONE]")]
+    result = replay(PROVIDER, events)
+    assert result.tool_calls == [
+        {"id": "call_1", "name": "ApplyPatch", "arguments": "*** Begin Patch"}]
+
+
+def test_custom_tool_call_in_a_whole_response():
+    body = {"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "tool_calls": [
+                {"id": "call_1", "type": "custom",
+                 "custom": {"name": "ApplyPatch", "input": "*** End Patch"}}]}}]}
+    call = openai.parse_response(body, "m").choices[0].message.tool_calls[0]
+    assert (call.id, call.name, call.arguments) == ("call_1", "ApplyPatch", "*** End Patch")
+
+
+def test_usage_split_across_chunks_keeps_the_prompt_count(replay):
+    events = [Event(json.dumps(p)) for p in (
+        {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": ""}}],
+         "usage": {"prompt_tokens": 50, "completion_tokens": 0, "total_tokens": 50}},
+        {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 0, "completion_tokens": 27, "total_tokens": 27}},
+    )] + [Event("[DONE]")]
+    assert replay(PROVIDER, events).usage == {"prompt_tokens": 50, "completion_tokens": 27}
+
+
+def test_cumulative_usage_takes_the_latest_counts(replay):
+    events = [Event(json.dumps(p)) for p in (
+        {"id": "c", "model": "m", "choices": [],
+         "usage": {"prompt_tokens": 10, "completion_tokens": 1}},
+        {"id": "c", "model": "m", "choices": [],
+         "usage": {"prompt_tokens": 10, "completion_tokens": 5}},
+    )] + [Event("[DONE]")]
+    assert replay(PROVIDER, events).usage == {"prompt_tokens": 10, "completion_tokens": 5}
+
+
+def test_unframed_json_line_is_ignored_by_the_openai_parser(replay):
+    result = replay(PROVIDER, [Event('{"error": {"code": 500}}', unframed=True), Event("[DONE]")])
+    assert result.error is None and result.chunks == []
+
+
+def test_body_cut_mid_event_before_any_finish_is_a_truncation(stream_http):
+    event = b'data: {"id": "c", "model": "m", "choices": ' \
+        b'[{"index": 0, "delta": {"content": "Hi"}}]}'
+    result = stream_http(PROVIDER, event + b"\n\n" + event + b"\n")
+    assert result.content == "Hi"
+    assert isinstance(result.error, errors.StreamConnectionError)
+    assert "ended before" in str(result.error)
+
+
+def test_body_cut_in_done_after_the_finish_reason_ends_cleanly(stream_http):
+    finish = {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "Hi"},
+                                                     "finish_reason": "stop"}]}
+    result = stream_http(PROVIDER, sse_body(finish)[:-2])  # "data: [DONE]" without its blank line
+    assert result.error is None
+    assert result.content == "Hi" and result.finish_reason == "stop"
