@@ -9,8 +9,11 @@ re-queues the source if more is waiting. Nothing scans the sources per
 value, and no thread runs: the producers' puts and the consumer's gets do
 all the work.
 
-Values stay in their sources until the consumer asks, so each source's own
-bound is the backpressure on its producer.
+A value is taken from its source only when the consumer asks for one and
+the merge holds none: then the merge takes up to ``maxsize`` values of the
+next ready source in one go (one lock round trip for the batch), so the
+merge never holds more than ``maxsize`` values ahead of the consumer and
+each source's own bound keeps throttling its producer.
 
 Locks: a source's lock may be held while the merge's lock is taken (the
 watcher runs inside the source's put), never the other way round -- a
@@ -66,6 +69,16 @@ class _Source:
                 merge._wake_watchers()
 
 
+class _End:
+    """A source's end (and its error, if any), queued behind that source's last values."""
+
+    __slots__ = ("source", "error")
+
+    def __init__(self, source: _Source, error: Optional[BaseException]) -> None:
+        self.source = source
+        self.error = error
+
+
 class _MergeState:
     """The state of a merged channel; reads like a channel state to handles and :func:`alts`."""
 
@@ -74,6 +87,7 @@ class _MergeState:
         "lock",
         "not_empty",
         "ready",
+        "pending",
         "sources",
         "live",
         "closed",
@@ -88,6 +102,8 @@ class _MergeState:
         self.lock = threading.Lock()
         self.not_empty = threading.Condition(self.lock)
         self.ready: deque[_Source] = deque()
+        # Values taken from a source ahead of the consumer: (handle, value) pairs.
+        self.pending: deque[Any] = deque()
         self.sources: list[_Source] = []
         self.live = 0
         self.closed = False
@@ -115,7 +131,7 @@ class _MergeState:
 
     def takeable(self) -> bool:
         """Tell whether a take would return now; a hint without the lock."""
-        return bool(self.ready) or self.closed
+        return bool(self.pending) or bool(self.ready) or self.closed
 
     def take(self) -> tuple[bool, Any]:
         """Take one ``(source, value)`` pair without waiting.
@@ -123,8 +139,28 @@ class _MergeState:
         Returns ``(True, pair)``, ``(True, None)`` once closed, or ``(False,
         None)``. Raises a source's error with ``.channel`` set.
         """
+        pending = self.pending
         ready = self.ready
+        batch = self.maxsize or 1
         while True:
+            if pending:
+                try:
+                    item = pending.popleft()
+                except IndexError:  # another reader took the last one
+                    continue
+                if self.watchers:
+                    # What reads this merge (an alts, an outer merge) may take more.
+                    self._wake_watchers()
+                if type(item) is not _End:
+                    return True, item
+                self._finish(item.source)
+                error = item.error
+                if error is not None:
+                    item.error = None
+                    if hasattr(error, "channel"):
+                        error.channel = item.source.handle
+                    raise error
+                continue
             with self.lock:
                 if not ready:
                     return self.closed, None
@@ -133,9 +169,18 @@ class _MergeState:
                 if ready and self.watchers:
                     # What reads this merge (an alts, an outer merge) may take more.
                     self._wake_watchers()
-            try:
+            state = source.state
+            if type(state) is not _MergeState:
                 # Taking re-queues the source (through its watcher) when more is waiting.
-                got, value = source.state.take()
+                values, ended, error = state.take_many(batch)
+                if values:
+                    handle = source.handle
+                    pending.extend([(handle, value) for value in values])
+                if ended:
+                    pending.append(_End(source, error))
+                continue
+            try:
+                got, value = state.take()
             except BaseException as error:
                 self._finish(source)
                 if hasattr(error, "channel"):
@@ -172,7 +217,7 @@ class _MergeState:
         try:
             while True:
                 with self.lock:
-                    while not self.ready and not self.closed:
+                    while not self.pending and not self.ready and not self.closed:
                         if not _wait(self.not_empty, deadline):
                             raise TimeoutError("get timed out: nothing arrived")
                 got, value = self.take()
@@ -189,6 +234,7 @@ class _MergeState:
             first = not self.closed
             self.closed = True
             self.ready.clear()
+            self.pending.clear()
             self.not_empty.notify_all()
             self._wake_watchers()
         for source in sources:
@@ -200,12 +246,12 @@ class _MergeState:
         return first
 
     def size(self) -> int:
-        return len(self.ready)
+        return len(self.pending)
 
     def statistics(self) -> ChannelStatistics:
         with self.lock:
             return ChannelStatistics(
-                size=len(self.ready),
+                size=len(self.pending),
                 maxsize=self.maxsize,
                 closed=self.closed,
                 pending_error=False,
@@ -228,7 +274,7 @@ class _MergedChannel(ReceiveChannel["tuple[ReceiveChannel[Any], Any]"]):
 
 
 def merge(
-    channels: Sequence[ReceiveChannel[T]], maxsize: int = 0, close_sources: bool = False
+    channels: Sequence[ReceiveChannel[T]], maxsize: int = 64, close_sources: bool = False
 ) -> ReceiveChannel[tuple[ReceiveChannel[T], T]]:
     """Read many channels or streams as one channel of ``(source, value)`` pairs.
 
@@ -249,23 +295,26 @@ def merge(
       none of them, unless ``close_sources=True`` (then each is closed, which
       cancels a stream's request). Values left in the sources stay there.
       An unreferenced merged channel is closed the same way when collected.
-    - Backpressure: a value is taken from its source only when the consumer
-      asks for it, so the merge holds no values of its own and each
-      source's bound keeps throttling its producer.
+    - Backpressure: the merge takes from a source only when the consumer
+      asks for a value and the merge holds none, and then at most
+      ``maxsize`` values of that source, so it never holds more than
+      ``maxsize`` values ahead of the consumer; each source's own bound
+      keeps throttling its producer.
 
     Args:
         channels: a list or tuple of receive channels (streams, routed
             streams, channels, other merges), each at most once. The merge
             should be their only reader; another reader takes values away
             from it, but nothing is lost or duplicated.
-        maxsize: reported as the merged channel's ``maxsize``. The merge
-            itself buffers nothing (see backpressure), so it holds at most
-            ``maxsize`` values ahead of the consumer for any ``maxsize``.
+        maxsize: how many values the merge may take from one source ahead
+            of the consumer, in one lock round trip (larger batches cost
+            less per value). 0 takes exactly one value per ``get``.
         close_sources: close every source when the merged channel is closed.
+            Values the merge had taken ahead are dropped on ``close()``.
 
     Returns:
         A receive channel of ``(source, value)`` pairs; ``qsize()`` counts the
-        sources that have something ready.
+        values the merge holds ahead of the consumer.
 
     Raises:
         TypeError: ``channels`` is not a list or tuple of receive channels.

@@ -185,6 +185,27 @@ class _ChannelState:
         with self.lock:
             return self.try_get()
 
+    def take_many(self, limit: int) -> tuple[list[Any], bool, Optional[BaseException]]:
+        """Take up to ``limit`` values at once: ``(values, ended, error)``.
+
+        ``ended`` is True when the channel is closed and now drained; then
+        ``error`` is its pending error (handed over once), else None.
+        """
+        with self.lock:
+            buffer = self.buffer
+            count = min(limit, len(buffer))
+            values = [buffer.popleft() for _ in range(count)]
+            ended = self.closed and not buffer
+            error = None
+            if ended:
+                error, self.error = self.error, None
+            if count:
+                if self.waiting_putters:
+                    self.not_full.notify_all()
+                if self.watchers:
+                    self._wake_watchers()
+            return values, ended, error
+
     # -- blocking forms ---------------------------------------------------
 
     def put(self, value: Any, timeout: Optional[float]) -> bool:
