@@ -28,13 +28,8 @@ import weakref
 from collections import deque
 from typing import Any, Optional, Sequence, TypeVar
 
-from litestream.channels import (
-    ChannelStatistics,
-    ReceiveChannel,
-    _check_maxsize,
-    _describe,
-    _wait,
-)
+from litestream._channel_state import ChannelStatistics, _wait
+from litestream.channels import ReceiveChannel, _check_maxsize, _describe
 
 __all__ = ["merge"]
 
