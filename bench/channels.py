@@ -1,4 +1,4 @@
-"""Channel benchmarks: throughput against queue.Queue, alts wake latency, idle CPU.
+"""Channel benchmarks: throughput against queue.Queue, alts wake latency, idle CPU, merge fan-in.
 
 Run with ``python bench/channels.py`` (``--quick`` for a shorter run). Prints
 one line per measurement with the ratio or percentile against its target.
@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
+from litestream import merge  # noqa: E402
 from litestream.channels import Channel, alts  # noqa: E402
 
 _DONE = object()
@@ -236,6 +237,71 @@ def bench_idle_cpu(thread_count: int, seconds: float) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# (d) fan-in: merge vs an alts loop over many ready channels, vs one channel
+# ---------------------------------------------------------------------------
+
+
+def _ready_channels(channel_count: int, per_channel: int) -> list[Channel[int]]:
+    channels: list[Channel[int]] = [Channel() for _ in range(channel_count)]
+    for channel in channels:
+        for value in range(1, per_channel + 1):
+            channel.put(value)
+    return channels
+
+
+def _alts_loop_rate(channel_count: int, count: int) -> float:
+    # Every channel holds more than the loop takes, so all stay ready: the
+    # cost measured is alts' per-call cost over channel_count channels.
+    channels = _ready_channels(channel_count, count // channel_count + 2)
+    start = time.perf_counter()
+    for _ in range(count):
+        alts(channels)
+    return count / (time.perf_counter() - start)
+
+
+def _merge_rate(channel_count: int, count: int) -> float:
+    channels = _ready_channels(channel_count, count // channel_count + 2)
+    merged = merge(channels)
+    get = merged.get
+    start = time.perf_counter()
+    for _ in range(count):
+        get()
+    rate = count / (time.perf_counter() - start)
+    merged.close()
+    return rate
+
+
+def _single_get_rate(count: int) -> float:
+    (channel,) = _ready_channels(1, count)
+    get = channel.get
+    start = time.perf_counter()
+    for _ in range(count):
+        get()
+    return count / (time.perf_counter() - start)
+
+
+def bench_merge(channel_count: int, count: int, alts_count: int, rounds: int) -> list[str]:
+    alts_rates, merge_rates, single_rates = [], [], []
+    for _ in range(rounds):
+        # Interleaved, so that drift in machine load hits all three alike.
+        alts_rates.append(_alts_loop_rate(channel_count, alts_count))
+        merge_rates.append(_merge_rate(channel_count, count))
+        single_rates.append(_single_get_rate(count))
+    alts_rate, merge_rate, single_rate = max(alts_rates), max(merge_rates), max(single_rates)
+    over_alts = merge_rate / alts_rate
+    over_single = merge_rate / single_rate
+    return [
+        f"fan-in over {channel_count} ready channels (best of {rounds}): merge "
+        f"{merge_rate / 1e3:.0f}k values/s, alts loop {alts_rate / 1e3:.1f}k/s, "
+        f"one channel's get {single_rate / 1e3:.0f}k/s",
+        f"merge / alts loop = {over_alts:.0f}x (target >= 50x) "
+        f"{'ok' if over_alts >= 50 else 'MISS'}",
+        f"merge / one channel's get = {over_single:.2f}x (target >= 0.5x) "
+        f"{'ok' if over_single >= 0.5 else 'MISS'}",
+    ]
+
+
+# ---------------------------------------------------------------------------
 
 
 def machine() -> str:
@@ -257,14 +323,20 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--merge-only", action="store_true", help="only the fan-in rows")
     args = parser.parse_args()
     count = 50_000 if args.quick else 200_000
     rounds = 3 if args.quick else 7
     print(machine())
+    if args.merge_only:
+        for line in bench_merge(1000, count, 2_000 if args.quick else 5_000, rounds):
+            print(line)
+        return
     results = []
     results += bench_throughput(count, rounds)
     results += bench_alts_latency(1000, 200, 2 if args.quick else 5)
     results += bench_idle_cpu(1000, 2.0 if args.quick else 5.0)
+    results += bench_merge(1000, count, 2_000 if args.quick else 5_000, rounds)
     for line in results:
         print(line)
 

@@ -12,7 +12,8 @@ Example:
 from __future__ import annotations
 
 from litestream import errors, router
-from litestream.channels import Channel, ChannelStatistics, alts, timeout
+from litestream._merge import merge
+from litestream.channels import Channel, ChannelStatistics, ReceiveChannel, alts, timeout
 from litestream.core import completion, extract_content
 from litestream.errors import (
     LitestreamError,
@@ -54,6 +55,7 @@ __all__ = [
     "Delta",
     "LitestreamError",
     "Message",
+    "ReceiveChannel",
     "Response",
     "ResponseBuilder",
     "ResponseChoice",
@@ -75,6 +77,7 @@ __all__ = [
     "extract_finish_reason",
     "is_litestream_error",
     "is_retryable",
+    "merge",
     "quick_setup",
     "router",
     "timeout",

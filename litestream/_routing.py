@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 import attrs
 
 from litestream import core, errors
-from litestream.channels import Channel, alts
+from litestream.channels import ReceiveChannel, _Sender, alts
 from litestream.options import DEFAULT_BUFFER, CallOptions
 from litestream.transport import Stream
 from litestream.types import Chunk, Response
@@ -256,7 +256,7 @@ class _RouteJob:
             self.release(stream)
 
 
-class RoutedStream(Channel[Chunk]):
+class RoutedStream(ReceiveChannel[Chunk]):
     """A stream of chunks from whichever deployment the router settled on.
 
     It reads like a :class:`~litestream.Stream`: iterate it, ``get`` from it,
@@ -278,7 +278,7 @@ class RoutedStream(Channel[Chunk]):
     def __init__(self, name: str, buffer: int = DEFAULT_BUFFER) -> None:
         super().__init__(buffer)
         self.name = name
-        self._job = _RouteJob(self._state)
+        self._job = _RouteJob(_Sender(self._state))
         self._finalizer = weakref.finalize(self, self._job.cancel)
 
     @property

@@ -7,45 +7,40 @@ for everybody at once. :func:`alts` waits on several channels and returns the
 first that is ready, and :func:`timeout` gives a channel that closes after a
 delay, so ``alts([stream, timeout(5)])`` bounds a wait.
 
-The module knows nothing of HTTP: a :class:`~litestream.Stream` is a channel
-that a reader thread fills.
+Handles come in two kinds, as trio's memory channels do: a
+:class:`ReceiveChannel` can only be read and closed -- that is what a
+:class:`~litestream.Stream` is, so code holding a stream cannot inject values
+into it -- and a :class:`Channel` adds the writing side, for users' own
+pipelines. Producers inside litestream write through a private sender over
+the channel's state, never through a method of the handle.
 
-Everything here waits on condition variables and events, never by polling.
+The module knows nothing of HTTP. Everything here waits on condition
+variables and events, never by polling.
 """
 
 from __future__ import annotations
 
-import logging
 import random
+import reprlib
 import threading
 import time
 from collections import deque
-from typing import (
-    Any,
-    Callable,
-    Generic,
-    Iterable,
-    Iterator,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-    Union,
-)
+from typing import Any, Generic, Iterator, Optional, Sequence, Tuple, TypeVar, Union
 
-import attrs
-
+from litestream._channel_state import ChannelStatistics, _ChannelState
+from litestream._channel_state import _Sender as _Sender  # what producers write through
+from litestream._checks import check_seconds
 from litestream.timer import call_later
 
 __all__ = [
     "Channel",
     "ChannelStatistics",
+    "ReceiveChannel",
     "alts",
     "timeout",
 ]
 
 T = TypeVar("T")
-logger = logging.getLogger("litestream")
 
 
 class _Unset:
@@ -57,203 +52,123 @@ _UNSET: Any = _Unset()
 _WAIT_MAX = threading.TIMEOUT_MAX
 
 
-@attrs.frozen
-class ChannelStatistics:
-    """A snapshot of what a channel holds and who waits on it."""
-
-    size: int
-    maxsize: int
-    closed: bool
-    pending_error: bool
-    waiting_getters: int
-    waiting_putters: int
-    watchers: int
+def _check_maxsize(maxsize: object) -> int:
+    if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
+        raise ValueError(f"maxsize must be a whole number >= 0 (0: unbounded), not {maxsize!r}")
+    return maxsize
 
 
-class _ChannelState:
-    """All the state of a channel, guarded by one lock.
+class ReceiveChannel(Generic[T]):
+    """The receive side of a channel: read it, close it, nothing that writes.
 
-    Kept apart from the :class:`Channel` handle so that a producer thread can
-    hold the state without keeping the user's handle alive (a stream whose
-    handle is garbage-collected can then be closed by a finalizer).
+    What :func:`~litestream.completion`, the router and
+    :func:`~litestream.merge` return is a ``ReceiveChannel``; a
+    :class:`Channel` is one too, with ``put`` added. :func:`alts` and
+    :func:`~litestream.merge` take any of them.
+
+    ``get`` returns ``None`` once the channel is closed and every value in it
+    was taken. If the producer ended with an error, that error is raised
+    once, after every earlier value, and the channel reads as closed
+    afterwards. ``close()`` is idempotent and wakes every blocked reader;
+    what closing does to the producer (cancel an HTTP request, say) is up to
+    the subclass. Subclasses are created by litestream: a ``ReceiveChannel``
+    built directly has no writer and is only useful to close.
     """
 
-    __slots__ = (
-        "maxsize",
-        "buffer",
-        "closed",
-        "error",
-        "lock",
-        "not_empty",
-        "not_full",
-        "watchers",
-        "waiting_getters",
-        "waiting_putters",
-        "on_close",
-        "__weakref__",
-    )
+    __slots__ = ("_state", "__weakref__")
 
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.buffer: deque[Any] = deque()
-        self.closed = False
-        self.error: Optional[BaseException] = None
-        self.lock = threading.Lock()
-        self.not_empty = threading.Condition(self.lock)
-        self.not_full = threading.Condition(self.lock)
-        self.watchers: set[_Watcher] = set()
-        self.waiting_getters = 0
-        self.waiting_putters = 0
-        self.on_close: Optional[Callable[[], None]] = None
+    def __init__(self, maxsize: int = 0) -> None:
+        self._state: Any = _ChannelState(_check_maxsize(maxsize))
 
-    # Called with the lock held. alts adds and removes watchers without this
-    # lock (see _Watcher), so iterate over a copy of the set.
-    def _wake_watchers(self) -> None:
-        for watcher in tuple(self.watchers):
-            watcher.fired.append(self)
-            watcher.event.set()
+    def get(self, timeout: Optional[float] = None) -> Optional[T]:
+        """Take the next value, waiting while the channel is empty.
 
-    def _full(self) -> bool:
-        return 0 < self.maxsize <= len(self.buffer)
+        Args:
+            timeout: seconds to wait at most; None waits without limit.
 
-    # -- the non-blocking core -------------------------------------------
+        Returns:
+            The value, or ``None`` once the channel is closed and drained.
 
-    def try_put(self, value: Any) -> Optional[bool]:
-        """Put without waiting: True if put, False if closed, None if full. Lock held."""
-        if self.closed:
-            return False
-        if self._full():
-            return None
-        self.buffer.append(value)
-        # Notifying a Condition nobody waits on still costs a lock round trip.
-        if self.waiting_getters:
-            self.not_empty.notify()
-        if self.watchers:
-            self._wake_watchers()
-        return True
-
-    def try_get(self) -> tuple[bool, Any]:
-        """Take without waiting; ``(ready, value)``, with value None when closed.
-
-        Returns ``(True, value)``, ``(True, None)`` when closed and drained, else
-        ``(False, None)``.
-
-        Raises the pending error once the buffer is drained. Lock held.
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+            TypeError, ValueError: ``timeout`` is not None or a finite
+                number >= 0.
+            LitestreamError: the producer closed the channel with an error
+                (raised once, after every earlier value).
         """
-        buffer = self.buffer
-        if buffer:
-            value = buffer.popleft()
-            if self.waiting_putters:
-                self.not_full.notify()
-            if self.watchers:
-                self._wake_watchers()
-            return True, value
-        if self.closed:
-            error = self.error
-            if error is not None:
-                self.error = None
-                try:
-                    raise error
-                finally:
-                    # The traceback holds this frame; without this the
-                    # frame and the error would keep each other alive.
-                    del error
-            return True, None
-        return False, None
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        return self._state.get(timeout)
 
-    # -- blocking forms ---------------------------------------------------
+    def get_nowait(self) -> Optional[T]:
+        """Take a value if one is ready, without waiting.
 
-    def put(self, value: Any, timeout: Optional[float]) -> bool:
-        with self.lock:
-            result = self.try_put(value)
-            if result is not None:
-                return result
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self.waiting_putters += 1
-            try:
-                while True:
-                    if not self._wait(self.not_full, deadline):
-                        raise TimeoutError("put timed out: the channel stayed full")
-                    result = self.try_put(value)
-                    if result is not None:
-                        return result
-            finally:
-                self.waiting_putters -= 1
+        Returns:
+            The value, or ``None`` once the channel is closed and drained.
 
-    def put_many(self, values: Sequence[Any]) -> bool:
-        """Append a batch at once, waiting while the channel is full. Used by producers.
-
-        The batch may overshoot ``maxsize`` by its own length; memory stays
-        bounded by ``maxsize`` plus one batch.
+        Raises:
+            TimeoutError: the channel is empty and open.
+            LitestreamError: the producer closed the channel with an error
+                (raised once, after every earlier value).
         """
-        with self.lock:
-            self.waiting_putters += 1
-            try:
-                while not self.closed and self._full():
-                    self.not_full.wait()
-            finally:
-                self.waiting_putters -= 1
-            if self.closed:
-                return False
-            self.buffer.extend(values)
-            self.not_empty.notify_all()
-            if self.watchers:
-                self._wake_watchers()
-            return True
+        ready, value = self._state.take()
+        if not ready:
+            raise TimeoutError("the channel is empty")
+        return value
 
-    def get(self, timeout: Optional[float]) -> Any:
-        with self.lock:
-            ready, value = self.try_get()
-            if ready:
-                return value
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self.waiting_getters += 1
-            try:
-                while True:
-                    if not self._wait(self.not_empty, deadline):
-                        raise TimeoutError("get timed out: nothing arrived")
-                    ready, value = self.try_get()
-                    if ready:
-                        return value
-            finally:
-                self.waiting_getters -= 1
+    def close(self) -> None:
+        """Close the channel; idempotent. Blocked readers (and writers) wake at once."""
+        self._state.close()
 
-    @staticmethod
-    def _wait(condition: threading.Condition, deadline: Optional[float]) -> bool:
-        if deadline is None:
-            condition.wait()
-            return True
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        # Waits longer than TIMEOUT_MAX (an infinite timeout, say) raise OverflowError.
-        condition.wait(min(remaining, _WAIT_MAX))
-        return True
+    @property
+    def closed(self) -> bool:
+        """True once the channel is closed (values may still be waiting in it)."""
+        return self._state.closed
 
-    def close(self, error: Optional[BaseException] = None, discard: bool = False) -> bool:
-        """Close; True if this call closed it. The consumer gets ``error`` after the buffer."""
-        with self.lock:
-            if self.closed:
-                return False
-            self.closed = True
-            self.error = error
-            if discard:
-                self.buffer.clear()
-            self.not_empty.notify_all()
-            self.not_full.notify_all()
-            self._wake_watchers()
-            callback, self.on_close = self.on_close, None
-        if callback is not None:
-            callback()
-        return True
+    @property
+    def maxsize(self) -> int:
+        """The capacity; 0 means unbounded."""
+        return self._state.maxsize
+
+    def qsize(self) -> int:
+        """How many values wait in the channel now."""
+        return self._state.size()
+
+    def statistics(self) -> ChannelStatistics:
+        """Return a snapshot of the channel's size, state and waiters, for debugging."""
+        return self._state.statistics()
+
+    def __iter__(self) -> Iterator[T]:
+        """Yield values until the channel is closed and drained (raising a producer's error)."""
+        get = self._state.get
+        while True:
+            value = get(None)
+            if value is None:
+                return
+            yield value
+
+    def __enter__(self) -> ReceiveChannel[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = self._state
+        capacity = state.maxsize if state.maxsize > 0 else "unbounded"
+        status = "closed" if state.closed else "open"
+        return f"<{type(self).__name__} {status} size={state.size()} maxsize={capacity}>"
 
 
-class Channel(Generic[T]):
+class Channel(ReceiveChannel[T]):
     """A thread-safe FIFO channel with an optional capacity, closable once.
 
     Args:
         maxsize: how many values may wait in the channel; ``put`` blocks while
             it is full. 0 (the default) means no limit.
+
+    Raises:
+        ValueError: ``maxsize`` is not a whole number >= 0.
 
     ``None`` is the "closed" signal of :meth:`get`, so it may not be put.
     Closing wakes every blocked putter (their ``put`` returns False) and every
@@ -271,26 +186,29 @@ class Channel(Generic[T]):
         ('a', None)
     """
 
-    __slots__ = ("_state", "__weakref__")
-
-    def __init__(self, maxsize: int = 0) -> None:
-        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
-            raise ValueError(f"maxsize must be a whole number >= 0 (0: unbounded), not {maxsize!r}")
-        self._state = _ChannelState(maxsize)
+    __slots__ = ()
 
     def put(self, value: T, timeout: Optional[float] = None) -> bool:
         """Put ``value``, waiting while the channel is full.
+
+        Args:
+            value: anything but None.
+            timeout: seconds to wait for room at most; None waits without limit.
 
         Returns:
             True when the value was put, False when the channel is (or
             becomes, while waiting) closed.
 
         Raises:
-            ValueError: ``value`` is None.
+            ValueError: ``value`` is None, or ``timeout`` is negative, NaN
+                or infinite.
+            TypeError: ``timeout`` is not a number.
             TimeoutError: the channel stayed full for ``timeout`` seconds.
         """
         if value is None:
             raise ValueError("None cannot be put on a channel: it is the closed signal")
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         return self._state.put(value, timeout)
 
     def put_nowait(self, value: T) -> bool:
@@ -312,41 +230,6 @@ class Channel(Generic[T]):
             raise TimeoutError("the channel is full")
         return result
 
-    def get(self, timeout: Optional[float] = None) -> Optional[T]:
-        """Take the next value, waiting while the channel is empty.
-
-        Returns:
-            The value, or ``None`` once the channel is closed and drained.
-
-        Raises:
-            TimeoutError: nothing arrived within ``timeout`` seconds.
-            LitestreamError: the producer closed the channel with an error
-                (raised once, after every earlier value).
-        """
-        return self._state.get(timeout)
-
-    def get_nowait(self) -> Optional[T]:
-        """Take a value if one is ready, without waiting.
-
-        Returns:
-            The value, or ``None`` once the channel is closed and drained.
-
-        Raises:
-            TimeoutError: the channel is empty and open.
-            LitestreamError: the producer closed the channel with an error
-                (raised once, after every earlier value).
-        """
-        state = self._state
-        with state.lock:
-            ready, value = state.try_get()
-        if not ready:
-            raise TimeoutError("the channel is empty")
-        return value
-
-    def close(self) -> None:
-        """Close the channel; idempotent. Blocked putters and getters wake at once."""
-        self._state.close()
-
     def close_with_error(self, error: BaseException) -> bool:
         """Close the channel so that the consumer gets ``error`` after the values already in it.
 
@@ -354,86 +237,80 @@ class Channel(Generic[T]):
         """
         return self._state.close(error)
 
-    @property
-    def closed(self) -> bool:
-        """True once the channel is closed (values may still be waiting in it)."""
-        return self._state.closed
-
-    @property
-    def maxsize(self) -> int:
-        """The capacity; 0 means unbounded."""
-        return self._state.maxsize
-
-    def qsize(self) -> int:
-        """How many values wait in the channel now."""
-        return len(self._state.buffer)
-
-    def statistics(self) -> ChannelStatistics:
-        """Return a snapshot of the channel's size, state and waiters, for debugging."""
-        state = self._state
-        with state.lock:
-            return ChannelStatistics(
-                size=len(state.buffer),
-                maxsize=state.maxsize,
-                closed=state.closed,
-                pending_error=state.error is not None,
-                waiting_getters=state.waiting_getters,
-                waiting_putters=state.waiting_putters,
-                watchers=len(state.watchers),
-            )
-
-    def __iter__(self) -> Iterator[T]:
-        """Yield values until the channel is closed and drained (raising a producer's error)."""
-        get = self._state.get
-        while True:
-            value = get(None)
-            if value is None:
-                return
-            yield value
-
-    def __enter__(self) -> Channel[T]:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = self._state
-        capacity = state.maxsize if state.maxsize > 0 else "unbounded"
-        status = "closed" if state.closed else "open"
-        return f"<{type(self).__name__} {status} size={len(state.buffer)} maxsize={capacity}>"
-
 
 # ---------------------------------------------------------------------------
 # alts
 # ---------------------------------------------------------------------------
 
 #: One thing :func:`alts` may do: take from a channel, or put ``(channel, value)``.
-Operation = Union[Channel[Any], "tuple[Channel[Any], Any]"]
-# What alts works through: (state, channel, is_put, value to put).
-_Operation = Tuple[_ChannelState, Channel[Any], bool, Any]
+Operation = Union[ReceiveChannel[Any], "tuple[Channel[Any], Any]"]
+# What alts works through: (state, channel, is_put, value to put, position in the list).
+_Operation = Tuple[Any, ReceiveChannel[Any], bool, Any, int]
+_WANTED = "a list or tuple of channels and (channel, value) pairs"
+
+
+def _describe(value: object) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"
+
+
+def _operations(operations: object) -> list[_Operation]:
+    """Check what :func:`alts` was given, before anything is taken or put."""
+    if not isinstance(operations, (list, tuple)):
+        raise TypeError(f"alts takes {_WANTED}, not {_describe(operations)}")
+    ops: list[_Operation] = []
+    for index, operation in enumerate(operations):
+        if isinstance(operation, ReceiveChannel):
+            ops.append((operation._state, operation, False, None, index))
+            continue
+        if (isinstance(operation, tuple) and len(operation) == 2
+                and isinstance(operation[0], ReceiveChannel)):
+            channel, value = operation
+            if not isinstance(channel, Channel):
+                raise TypeError(
+                    f"alts cannot put on {_describe(channel)}: it is receive-only; "
+                    f"puts need a Channel"
+                )
+            if value is None:
+                raise ValueError("None cannot be put on a channel: it is the closed signal")
+            ops.append((channel._state, channel, True, value, index))
+            continue
+        raise TypeError(
+            f"alts takes {_WANTED}; item {index} is {_describe(operation)}"
+        )
+    if not ops:
+        raise ValueError("alts needs at least one channel")
+    return ops
 
 
 def alts(
-    operations: Iterable[Operation],
+    operations: Sequence[Operation],
     timeout: Optional[float] = None,
     default: Any = _UNSET,
     priority: bool = False,
-) -> tuple[Any, Optional[Channel[Any]]]:
+) -> tuple[Any, Optional[ReceiveChannel[Any]]]:
     """Wait for the first of several channel operations that can complete, like ``alts!!``.
 
-    Each operation is either a channel (take a value) or a ``(channel,
-    value)`` pair (put ``value``). The first one ready completes and the
-    others do nothing.
+    Each operation is either a receive channel (take a value) or a
+    ``(channel, value)`` pair (put ``value`` on a :class:`Channel`). The
+    first one ready completes and the others do nothing.
+
+    Fairness: without ``priority``, each call looks at every operation once
+    (no lock taken on those not ready) and picks uniformly at random among
+    the ready ones, so a busy channel cannot starve the others. Once waiting,
+    only the channels that signalled are looked at again.
+
+    To read many channels for a long time, :func:`~litestream.merge` costs
+    O(1) per value where ``alts`` costs O(number of channels) per call.
 
     Args:
-        operations: channels to take from and ``(channel, value)`` pairs to put.
+        operations: a list or tuple of receive channels to take from and
+            ``(channel, value)`` pairs to put.
         timeout: seconds to wait at most; a :func:`timeout` channel in the
             list does the same and returns instead of raising.
         default: when given, return ``(default, None)`` at once if no
             operation is ready.
         priority: choose the first ready operation in list order instead of
-            at random (random choice keeps busy channels from starving others).
+            at random.
 
     Returns:
         ``(value, channel)`` for a take, where ``value`` is None when the
@@ -441,25 +318,20 @@ def alts(
         channel)`` when that channel is closed.
 
     Raises:
+        TypeError: ``operations`` is not a list or tuple of channels and
+            pairs, a put targets a receive-only channel, or ``timeout`` is
+            not a number. Nothing is taken or put first.
+        ValueError: no operations, a put of None, or a negative, NaN or
+            infinite ``timeout``.
         TimeoutError: nothing was ready within ``timeout``.
         LitestreamError: a stream failed; the error's ``.channel`` is that
             stream, so a loop over several streams can drop it and go on.
-        ValueError: no operations, or a put of None.
     """
-    ops: list[_Operation] = []
-    for operation in operations:
-        if isinstance(operation, tuple):
-            channel, value = operation
-            if value is None:
-                raise ValueError("None cannot be put on a channel: it is the closed signal")
-            ops.append((channel._state, channel, True, value))
-        else:
-            ops.append((operation._state, operation, False, None))
-    if not ops:
-        raise ValueError("alts needs at least one channel")
+    ops = _operations(operations)
+    if timeout is not None:
+        timeout = check_seconds("timeout", timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
-    candidates = ops if priority else random.sample(ops, len(ops))
-    done, result = _attempt(candidates)
+    done, result = _attempt(ops, priority)
     if done:
         return result
     if default is not _UNSET:
@@ -467,17 +339,17 @@ def alts(
     watcher = _Watcher()
     # Only an operation on a channel that fired since the last look can have
     # become ready, so after one full look the wait only re-checks those.
-    ops_by_state: dict[_ChannelState, list[_Operation]] = {}
+    ops_by_state: dict[Any, list[_Operation]] = {}
     for op in ops:
         ops_by_state.setdefault(op[0], []).append(op)
     states = list(ops_by_state)
     for state in states:
         state.watchers.add(watcher)
     try:
-        # Look once more (in the same order): a value put before the watcher
-        # was added is not missed.
+        # Look once more: a value put before the watcher was added is not missed.
+        candidates = ops
         while True:
-            done, result = _attempt(candidates)
+            done, result = _attempt(candidates, priority)
             if done:
                 return result
             if deadline is None:
@@ -487,7 +359,7 @@ def alts(
                 if remaining <= 0:
                     raise TimeoutError(f"alts: no channel was ready within {timeout} s")
                 watcher.event.wait(min(remaining, _WAIT_MAX))
-            candidates = watcher.take_fired(ops_by_state, ops, priority)
+            candidates = watcher.take_fired(ops_by_state, priority)
     finally:
         for state in states:
             state.watchers.discard(watcher)
@@ -496,58 +368,74 @@ def alts(
 class _Watcher:
     """How a waiting :func:`alts` hears that one of its channels changed.
 
-    A channel appends its state to ``fired`` and sets ``event`` (holding its
-    own lock) whenever a value arrives, room frees up or it closes. ``alts``
-    adds and removes a watcher without taking each channel's lock -- set
-    ``add``/``discard`` and deque ``append``/``popleft`` are atomic -- which
-    keeps the cost of leaving a wait over many channels low; channels iterate
-    over a copy of their watcher set for the same reason.
+    A channel calls :meth:`notify` (holding its own lock) whenever a value
+    arrives, room frees up or it closes. ``alts`` adds and removes a watcher
+    without taking each channel's lock -- set ``add``/``discard`` and deque
+    ``append``/``popleft`` are atomic -- which keeps leaving a wait over many
+    channels cheap.
     """
 
     __slots__ = ("event", "fired")
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.fired: deque[_ChannelState] = deque()
+        self.fired: deque[Any] = deque()
+
+    def notify(self, state: Any) -> None:
+        self.fired.append(state)
+        self.event.set()
 
     def take_fired(
-        self,
-        ops_by_state: dict[_ChannelState, list[_Operation]],
-        ops: list[_Operation],
-        priority: bool,
+        self, ops_by_state: dict[Any, list[_Operation]], priority: bool
     ) -> list[_Operation]:
         """Return the operations on the channels that fired since the last call."""
         # Clear before draining: a channel that fires after this sets the event
         # again, so nothing is lost; at worst the next wait returns at once.
         self.event.clear()
         fired = self.fired
-        states: set[_ChannelState] = set()
+        states: set[Any] = set()
         while fired:
             states.add(fired.popleft())
-        if priority:
-            return [op for op in ops if op[0] in states]
         candidates = [op for state in states for op in ops_by_state[state]]
-        random.shuffle(candidates)
+        if priority and len(candidates) > 1:
+            candidates.sort(key=lambda op: op[4])
         return candidates
 
 
-def _attempt(candidates: Iterable[_Operation]) -> tuple[bool, Any]:
-    """Try each operation in order; ``(True, (value, channel))`` for the first that completes."""
-    for state, channel, is_put, value in candidates:
-        with state.lock:
-            if is_put:
-                result = state.try_put(value)
-                ready = result is not None
-            else:
-                try:
-                    ready, result = state.try_get()
-                except BaseException as error:
-                    if hasattr(error, "channel"):
-                        error.channel = channel
-                    raise
-        if ready:
-            return True, (result, channel)
+def _attempt(candidates: list[_Operation], priority: bool) -> tuple[bool, Any]:
+    """Complete one ready operation: ``(True, (value, channel))``, or ``(False, None)``.
+
+    Readiness is peeked without locks, then confirmed under the channel's
+    lock, so the operations that are not ready cost no lock at all.
+    """
+    ready = [op for op in candidates if (op[0].puttable() if op[2] else op[0].takeable())]
+    while ready:
+        if priority or len(ready) == 1:
+            index = 0
+        else:
+            index = random.randrange(len(ready))
+        op = ready[index]
+        done, result = _complete(op)
+        if done:
+            return True, result
+        # Taken by someone else in between: drop it, keeping list order.
+        del ready[index]
     return False, None
+
+
+def _complete(op: _Operation) -> tuple[bool, Any]:
+    state, channel, is_put, value, _ = op
+    if is_put:
+        with state.lock:
+            result = state.try_put(value)
+        return result is not None, (result, channel)
+    try:
+        ready, result = state.take()
+    except BaseException as error:
+        if hasattr(error, "channel"):
+            error.channel = channel
+        raise
+    return ready, (result, channel)
 
 
 def timeout(seconds: float) -> Channel[Any]:
@@ -555,11 +443,18 @@ def timeout(seconds: float) -> Channel[Any]:
 
     All timeout channels share one timer thread, however many are pending.
 
+    Raises:
+        TypeError: ``seconds`` is not a number (None included).
+        ValueError: ``seconds`` is negative, NaN or infinite.
+
     Example:
         >>> value, channel = alts([Channel(), timeout(0.01)])
         >>> value is None
         True
     """
+    if seconds is None:
+        raise TypeError("timeout() needs a number of seconds, not None")
+    delay = check_seconds("seconds", seconds)
     channel: Channel[Any] = Channel()
-    call_later(seconds, channel.close)
+    call_later(delay, channel._state.close)
     return channel

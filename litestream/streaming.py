@@ -26,7 +26,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterator, Optional
 
-from litestream.channels import Channel
+from litestream.channels import Channel, ReceiveChannel, _Sender
 from litestream.core import extract_content
 from litestream.errors import LitestreamError, TotalTimeout, error_details
 from litestream.types import (
@@ -427,7 +427,7 @@ def _settle(
 # ---------------------------------------------------------------------------
 
 
-class _AccumulatedText(Channel[str]):
+class _AccumulatedText(ReceiveChannel[str]):
     """The channel :func:`accumulate_stream` returns; closing it closes the source stream."""
 
     __slots__ = ("_source", "_finalizer")
@@ -449,7 +449,7 @@ def _close_both(state: Any, source: Channel[Chunk]) -> None:
     source.close()
 
 
-def accumulate_stream(stream: Channel[Chunk], buffer: int = 16) -> Channel[str]:
+def accumulate_stream(stream: Channel[Chunk], buffer: int = 16) -> ReceiveChannel[str]:
     """Return a channel of the growing text: one value per content chunk, each the text so far.
 
     A helper thread named ``litestream-accumulate`` reads ``stream``. The
@@ -470,7 +470,7 @@ def accumulate_stream(stream: Channel[Chunk], buffer: int = 16) -> Channel[str]:
     accumulated = _AccumulatedText(stream, buffer)
     worker = threading.Thread(
         target=_accumulate,
-        args=(stream, accumulated._state),
+        args=(stream, _Sender(accumulated._state)),
         name="litestream-accumulate",
         daemon=True,
     )

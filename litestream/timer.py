@@ -55,6 +55,9 @@ class _Timer:
         self._thread: Optional[threading.Thread] = None
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        if delay != delay:
+            # A NaN deadline would break the heap's order and fire at a random time.
+            raise ValueError("the timer's delay must be a number of seconds, not NaN")
         handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, self)
         with self._condition:
             heapq.heappush(self._heap, (handle.deadline, next(self._counter), handle))
@@ -120,6 +123,13 @@ def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
     """Run ``callback`` on the shared timer thread after ``delay`` seconds.
 
     The callback must be quick (close a channel, shut a socket down): every
-    deadline of the process is served by this one thread.
+    deadline of the process is served by this one thread. This is the
+    internal scheduler under the user-facing timeouts, which are checked by
+    :func:`litestream._checks.check_seconds` before they get here: a
+    negative ``delay`` means "due now" (a deadline computed as already
+    passed) and an infinite one never fires.
+
+    Raises:
+        ValueError: ``delay`` is NaN.
     """
     return _timer.call_later(delay, callback)

@@ -35,11 +35,9 @@ import urllib3.connectionpool
 
 from litestream import errors
 from litestream._body import BodyReader
-from litestream.channels import Channel
+from litestream.channels import ReceiveChannel, _Sender
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
-from litestream.options import (
-    CallOptions,
-)
+from litestream.options import CallOptions
 from litestream.providers.base import Provider, StreamParser
 from litestream.timer import TimerHandle, call_later
 from litestream.types import Chunk
@@ -617,7 +615,7 @@ class _Reader:
 # ---------------------------------------------------------------------------
 
 
-class Stream(Channel[Chunk]):
+class Stream(ReceiveChannel[Chunk]):
     """A channel of :class:`~litestream.Chunk` filled by a background reader thread.
 
     Iterate it, ``get`` from it, or select over it with :func:`~litestream.alts`.
@@ -647,7 +645,7 @@ class Stream(Channel[Chunk]):
         super().__init__(options.buffer)
         self.provider = provider.name
         self.model = model
-        self._reader = _Reader(self._state, http_request, provider, model, options)
+        self._reader = _Reader(_Sender(self._state), http_request, provider, model, options)
         self._finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:

@@ -1,8 +1,7 @@
-"""Tests for litestream.channels: Channel, alts, timeout and the shared timer."""
+"""Tests for litestream.channels: Channel, ReceiveChannel, alts and timeout."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
@@ -12,9 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from litestream import Router, accumulate_stream, completion, extract_content, merge
 from litestream import timer as timer_module
-from litestream.channels import Channel, ChannelStatistics, alts, call_later, timeout
+from litestream.channels import Channel, ChannelStatistics, ReceiveChannel, alts, timeout
 from litestream.errors import ProviderError
+from litestream.testing import FakeLLMServer
+from litestream.transport import Stream
+from litestream.types import Choice, Chunk, Delta
 
 TIMER_THREAD_NAME = "litestream-timer"
 
@@ -245,16 +248,19 @@ def test_alts_raises_stream_error_with_channel_set() -> None:
     healthy.close()
 
 
-def test_infinite_timeouts_wait_instead_of_overflowing() -> None:
+HUGE = 1e12  # seconds: finite, but past threading.TIMEOUT_MAX
+
+
+def test_huge_timeouts_wait_instead_of_overflowing() -> None:
     channel: Channel[int] = Channel(maxsize=1)
     channel.put(1)
-    putter = Background(lambda: channel.put(2, timeout=float("inf")))
+    putter = Background(lambda: channel.put(2, timeout=HUGE))
     wait_until(lambda: channel.statistics().waiting_putters == 1)
     assert channel.get() == 1
     assert putter.done.wait(1.0) and putter.error is None and putter.result is True
-    assert channel.get(timeout=float("inf")) == 2
-    getter = Background(lambda: channel.get(timeout=float("inf")))
-    selector = Background(lambda: alts([channel], timeout=float("inf")))
+    assert channel.get(timeout=HUGE) == 2
+    getter = Background(lambda: channel.get(timeout=HUGE))
+    selector = Background(lambda: alts([channel], timeout=HUGE))
     wait_until(lambda: channel.statistics().waiting_getters == 1)
     wait_until(lambda: channel.statistics().watchers == 1)
     channel.close()
@@ -574,7 +580,7 @@ def test_alts_is_fair_without_priority() -> None:
 
 
 # ---------------------------------------------------------------------------
-# timeout() and the shared timer
+# timeout()
 # ---------------------------------------------------------------------------
 
 
@@ -598,65 +604,210 @@ def test_ten_thousand_timeouts_share_one_timer_thread() -> None:
     assert timer_module._timer.thread is None
 
 
-def test_call_later_runs_callbacks_in_deadline_order() -> None:
-    order: list[int] = []
-    done = threading.Event()
-    call_later(0.03, lambda: (order.append(3), done.set()))
-    call_later(0.01, lambda: order.append(1))
-    call_later(0.02, lambda: order.append(2))
-    assert done.wait(2.0)
-    assert order == [1, 2, 3]
-
-
-def test_call_later_cancel_stops_the_callback() -> None:
-    cancelled = threading.Event()
-    later = threading.Event()
-    handle = call_later(0.01, cancelled.set)
-    call_later(0.03, later.set)
-    handle.cancel()
-    assert later.wait(2.0)
-    assert not cancelled.is_set()
-    handle.cancel()  # harmless twice, and after the others ran
-
-
-def test_cancelling_the_last_pending_callback_ends_the_timer_thread() -> None:
-    handle = call_later(3600, lambda: None)
-    (timer_thread,) = timer_threads()
-    handle.cancel()
-    timer_thread.join(1.0)
-    assert not timer_thread.is_alive()
-
-
-def test_cancelled_callbacks_do_not_pile_up_in_the_timer() -> None:
-    # An idle timeout re-armed per chunk cancels a handle per chunk.
-    keeper = call_later(3600, lambda: None)
-    for _ in range(20_000):
-        call_later(3600, lambda: None).cancel()
-    assert len(timer_module._timer._heap) < 5_000
-    keeper.cancel()
-
-
-def test_failing_callback_does_not_stop_the_timer(caplog: pytest.LogCaptureFixture) -> None:
-    def fail() -> None:
-        raise RuntimeError("callback bug")
-
-    ran = threading.Event()
-    with caplog.at_level(logging.ERROR, logger="litestream"):
-        call_later(0, fail)
-        call_later(0.01, ran.set)
-        assert ran.wait(2.0)
-    assert "timer callback failed" in caplog.text
-
-
-def test_infinite_delay_does_not_break_the_timer() -> None:
-    forever = call_later(float("inf"), lambda: None)
-    ran = threading.Event()
-    call_later(0.01, ran.set)
-    assert ran.wait(2.0)
-    forever.cancel()
-
-
 @pytest.mark.parametrize("maxsize", [None, "3", 1.5, -1, True])
 def test_a_bad_maxsize_is_a_clear_value_error(maxsize) -> None:
     with pytest.raises(ValueError, match="maxsize"):
         Channel(maxsize=maxsize)
+
+
+# ---------------------------------------------------------------------------
+# Receive-only handles
+# ---------------------------------------------------------------------------
+
+MESSAGES = [{"role": "user", "content": "Hi"}]
+WRITING_NAMES = ("put", "send", "write", "close_with_error", "inject", "push", "feed", "offer")
+
+
+def writing_methods(handle: object) -> list[str]:
+    """Public names of ``handle`` that look like a way to write into it."""
+    return [name for name in dir(handle)
+            if not name.startswith("_") and name.startswith(WRITING_NAMES)]
+
+
+def open_stream(server: FakeLLMServer) -> Stream:
+    return completion("openai", "test-model", {"messages": MESSAGES, "stream": True},
+                      {"api_key": "test-key", "api_base": server.api_base("openai")})
+
+
+def test_a_returned_stream_exposes_no_method_that_writes() -> None:
+    router = Router(backoff_base=0.01, backoff_cap=0.05)
+    with FakeLLMServer() as server:
+        server.script(text="one two")
+        server.script(text="three four")
+        router.register("r", provider="openai", model="test-model",
+                        config={"api_key": "test-key", "api_base": server.api_base("openai")})
+        stream = open_stream(server)
+        routed = router.completion("r", messages=MESSAGES, stream=True)
+        for handle in (stream, routed):
+            assert isinstance(handle, ReceiveChannel)
+            assert not isinstance(handle, Channel)
+            assert writing_methods(handle) == []
+            assert {"get", "get_nowait", "close", "closed", "statistics"} <= set(dir(handle))
+        # The producers still fill them, through their private senders (the
+        # two requests may reach the server in either order).
+        texts = {"".join(extract_content(chunk) or "" for chunk in handle)
+                 for handle in (stream, routed)}
+        assert texts == {"one two", "three four"}
+        assert stream.closed and routed.closed
+
+
+def test_the_accumulated_text_channel_is_receive_only_and_still_filled() -> None:
+    source: Channel[Chunk] = Channel()
+    for text in ("He", "llo"):
+        source.put(Chunk(id="c", model="m", provider="p", created=0,
+                         choices=(Choice(index=0, delta=Delta(content=text)),)))
+    source.close()
+    accumulated = accumulate_stream(source)
+    assert writing_methods(accumulated) == []
+    assert list(accumulated) == ["He", "Hello"]
+
+
+def test_a_channel_is_a_receive_channel_that_also_writes() -> None:
+    channel: Channel[int] = Channel()
+    assert isinstance(channel, ReceiveChannel)
+    assert sorted(writing_methods(channel)) == ["close_with_error", "put", "put_nowait"]
+    assert not hasattr(channel, "on_close")
+    channel.close()
+
+
+# ---------------------------------------------------------------------------
+# Strict inputs
+# ---------------------------------------------------------------------------
+
+
+def test_alts_refuses_a_single_channel_at_once_and_takes_nothing() -> None:
+    channel: Channel[int] = Channel(1)
+    channel.put(7)
+    with pytest.raises(TypeError, match="list or tuple.*not Channel"):
+        alts(channel, timeout=1)  # type: ignore[arg-type]
+    assert channel.get_nowait() == 7
+    # An empty one is refused at once too instead of blocking forever.
+    caller = Background(lambda: alts(Channel(1), timeout=1))  # type: ignore[arg-type]
+    assert caller.done.wait(2.0)
+    assert isinstance(caller.error, TypeError)
+    caller.join()
+
+
+def test_alts_refuses_a_stream_without_eating_a_chunk() -> None:
+    with FakeLLMServer() as server:
+        server.script(text="first second")
+        stream = open_stream(server)
+        with stream:
+            first = stream.get(timeout=5)  # a chunk is buffered from here on
+            with pytest.raises(TypeError, match="not Stream"):
+                alts(stream, timeout=1)  # type: ignore[arg-type]
+            rest = "".join(extract_content(chunk) or "" for chunk in stream)
+        assert (extract_content(first) or "") + rest == "first second"
+
+
+@pytest.mark.parametrize("operations, wanted", [
+    (["x"], "item 0 is str 'x'"),
+    ("ab", "not str 'ab'"),
+    ([1.5], "item 0 is float"),
+    ({Channel()}, "not set"),
+    (iter([Channel()]), "not list_iterator"),
+    ([(Channel(),)], "item 0 is tuple"),
+    ([(Channel(), 1, 2)], "item 0 is tuple"),
+    ([("x", 1)], "item 0 is tuple"),
+    (None, "not NoneType"),
+])
+def test_alts_names_what_it_was_given_and_what_it_wants(operations, wanted) -> None:
+    with pytest.raises(TypeError) as raised:
+        alts(operations, timeout=0)
+    message = str(raised.value)
+    assert "list or tuple of channels and (channel, value) pairs" in message
+    assert wanted in message
+
+
+def test_alts_cannot_put_on_a_receive_only_channel() -> None:
+    with FakeLLMServer() as server:
+        server.script(text="real")
+        stream = open_stream(server)
+        with stream:
+            fake = Chunk(id="x", model="m", provider="p", created=0, choices=())
+            with pytest.raises(TypeError, match="receive-only"):
+                alts([(stream, fake)], timeout=1)
+            assert "".join(extract_content(chunk) or "" for chunk in stream) == "real"
+
+
+BAD_SECONDS = [
+    (float("nan"), ValueError),
+    (float("inf"), ValueError),
+    (-1, ValueError),
+    (-0.5, ValueError),
+    ("1", TypeError),
+    (True, TypeError),
+    ([1], TypeError),
+]
+
+
+def raises_at_once(call: Callable[[], Any], error: type, name: str) -> None:
+    """``call`` raises ``error`` naming ``name`` promptly (on a thread, so a hang fails)."""
+    caller = Background(call)
+    assert caller.done.wait(2.0), "hung instead of refusing the timeout"
+    assert isinstance(caller.error, error), repr(caller.error)
+    assert name in str(caller.error)
+    caller.join()
+
+
+@pytest.mark.parametrize("seconds, error", BAD_SECONDS)
+def test_a_bad_timeout_is_refused_by_get_put_and_alts(seconds, error) -> None:
+    empty: Channel[int] = Channel(1)
+    full: Channel[int] = Channel(1)
+    full.put(1)
+    raises_at_once(lambda: empty.get(timeout=seconds), error, "timeout")
+    raises_at_once(lambda: full.put(2, timeout=seconds), error, "timeout")
+    raises_at_once(lambda: alts([empty], timeout=seconds), error, "timeout")
+    raises_at_once(lambda: alts([(full, 2)], timeout=seconds), error, "timeout")
+    assert full.get_nowait() == 1 and full.qsize() == 0
+    assert empty.statistics().watchers == 0
+
+
+@pytest.mark.parametrize("seconds, error", [*BAD_SECONDS, (None, TypeError)])
+def test_a_bad_timeout_channel_delay_is_refused(seconds, error) -> None:
+    with pytest.raises(error, match="seconds"):
+        timeout(seconds)
+
+
+def test_a_negative_timeout_is_not_treated_as_zero() -> None:
+    channel: Channel[int] = Channel()
+    channel.put(1)  # ready: the old code returned it for timeout=-1
+    with pytest.raises(ValueError, match="timeout"):
+        channel.get(timeout=-1)
+    assert channel.get(timeout=0) == 1
+
+
+def test_a_zero_timeout_still_means_do_not_wait() -> None:
+    channel: Channel[int] = Channel()
+    with pytest.raises(TimeoutError):
+        channel.get(timeout=0)
+    with pytest.raises(TimeoutError):
+        alts([channel], timeout=0)
+    assert channel.statistics().watchers == 0
+
+
+# ---------------------------------------------------------------------------
+# alts over receive channels of every kind
+# ---------------------------------------------------------------------------
+
+
+def test_alts_takes_from_a_merged_channel() -> None:
+    source: Channel[int] = Channel()
+    merged = merge([source])
+    waiter = Background(lambda: alts([merged, Channel()], timeout=5))
+    wait_until(lambda: merged.statistics().watchers == 1)
+    source.put(3)
+    waiter.join()
+    assert waiter.result == ((source, 3), merged)
+    assert merged.statistics().watchers == 0
+    merged.close()
+    source.close()
+
+
+def test_alts_with_one_ready_channel_among_many_picks_it() -> None:
+    channels: list[Channel[int]] = [Channel() for _ in range(500)]
+    channels[321].put(5)
+    assert alts(channels) == (5, channels[321])
+    assert alts(channels, default="none") == ("none", None)
+    for channel in channels:
+        channel.close()

@@ -1,0 +1,99 @@
+"""Tests for litestream.timer: the one shared timer thread behind every deadline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from litestream import timer as timer_module
+from litestream.timer import call_later
+
+TIMER_THREAD_NAME = "litestream-timer"
+
+
+def timer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == TIMER_THREAD_NAME]
+
+
+@pytest.fixture(autouse=True)
+def _timer_thread_ends() -> Any:
+    """Every test lets its timers fire or cancels them, so the timer thread ends."""
+    yield
+    for thread in timer_threads():
+        thread.join(2.0)
+        assert not thread.is_alive(), "the timer thread outlived the test"
+
+
+def test_call_later_runs_callbacks_in_deadline_order() -> None:
+    order: list[int] = []
+    done = threading.Event()
+    call_later(0.03, lambda: (order.append(3), done.set()))
+    call_later(0.01, lambda: order.append(1))
+    call_later(0.02, lambda: order.append(2))
+    assert done.wait(2.0)
+    assert order == [1, 2, 3]
+
+
+def test_call_later_cancel_stops_the_callback() -> None:
+    cancelled = threading.Event()
+    later = threading.Event()
+    handle = call_later(0.01, cancelled.set)
+    call_later(0.03, later.set)
+    handle.cancel()
+    assert later.wait(2.0)
+    assert not cancelled.is_set()
+    handle.cancel()  # harmless twice, and after the others ran
+
+
+def test_cancelling_the_last_pending_callback_ends_the_timer_thread() -> None:
+    handle = call_later(3600, lambda: None)
+    (timer_thread,) = timer_threads()
+    handle.cancel()
+    timer_thread.join(1.0)
+    assert not timer_thread.is_alive()
+
+
+def test_cancelled_callbacks_do_not_pile_up_in_the_timer() -> None:
+    # An idle timeout re-armed per chunk cancels a handle per chunk.
+    keeper = call_later(3600, lambda: None)
+    for _ in range(20_000):
+        call_later(3600, lambda: None).cancel()
+    assert len(timer_module._timer._heap) < 5_000
+    keeper.cancel()
+
+
+def test_failing_callback_does_not_stop_the_timer(caplog: pytest.LogCaptureFixture) -> None:
+    def fail() -> None:
+        raise RuntimeError("callback bug")
+
+    ran = threading.Event()
+    with caplog.at_level(logging.ERROR, logger="litestream"):
+        call_later(0, fail)
+        call_later(0.01, ran.set)
+        assert ran.wait(2.0)
+    assert "timer callback failed" in caplog.text
+
+
+def test_infinite_delay_does_not_break_the_timer() -> None:
+    forever = call_later(float("inf"), lambda: None)
+    ran = threading.Event()
+    call_later(0.01, ran.set)
+    assert ran.wait(2.0)
+    forever.cancel()
+
+
+def test_a_nan_delay_is_refused_instead_of_firing_at_once() -> None:
+    fired = threading.Event()
+    with pytest.raises(ValueError, match="NaN"):
+        call_later(float("nan"), fired.set)
+    assert timer_module._timer._live == 0
+    assert not fired.is_set()
+
+
+def test_a_negative_delay_is_due_at_once() -> None:
+    fired = threading.Event()
+    call_later(-5.0, fired.set)
+    assert fired.wait(2.0)
