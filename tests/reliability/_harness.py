@@ -41,7 +41,7 @@ def framing(provider: str) -> str:
 
 
 def open_stream(provider: str, api_base: str, **config: Any) -> litestream.Stream:
-    """Start a streaming completion against ``api_base`` (no retries unless asked); options as given."""
+    """Start a streaming completion against ``api_base``; no retries unless asked."""
     config.setdefault("api_key", "test-key")
     config.setdefault("max_retries", 0)  # one scripted fault, one attempt
     stream = litestream.completion(
