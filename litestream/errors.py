@@ -31,6 +31,7 @@ __all__ = [
     "InvalidRequestError",
     "LitestreamError",
     "ModelNotFoundError",
+    "NotFoundError",
     "PermissionDeniedError",
     "ProtocolError",
     "ProviderError",
@@ -251,8 +252,18 @@ class ContextWindowExceededError(InvalidRequestError):
     """Raised when the prompt and ``max_tokens`` do not fit the model's context window."""
 
 
-class ModelNotFoundError(InvalidRequestError):
-    """Raised when the model or endpoint does not exist (HTTP 404)."""
+class NotFoundError(LitestreamError):
+    """Raised for an HTTP 404: the URL path does not exist (a wrong ``api_base``, say).
+
+    The message names the path that was not found. A 404 whose body says
+    the model does not exist is the subclass :class:`ModelNotFoundError`.
+    """
+
+    category = "client"
+
+
+class ModelNotFoundError(NotFoundError, InvalidRequestError):
+    """Raised when the provider says the model does not exist (an HTTP 404 about the model)."""
 
 
 class UnsupportedFeatureError(InvalidRequestError):

@@ -198,6 +198,11 @@ def _error_from_response(
     error = provider.parse_error(response.status_code, text, response.headers, model)
     error.provider = error.provider or provider.name
     error.model = error.model or model
+    if type(error) is errors.NotFoundError:
+        # A wrong api_base shows as a 404 too: say which path was not found.
+        path = urlsplit(response.url or "").path or "/"
+        error.message = errors.redact(f"nothing at {path}: {error.message}")
+        error.args = (error.message,)
     return error
 
 

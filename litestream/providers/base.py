@@ -10,6 +10,7 @@ an error body into a typed :class:`~litestream.errors.LitestreamError`.
 
 from __future__ import annotations
 
+import http
 import json
 import re
 import time
@@ -303,6 +304,14 @@ def describe_body(body: str, limit: int = 300) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
+def _reason_phrase(status_code: int) -> str:
+    try:
+        phrase = http.HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = ""
+    return f"{phrase or 'no message'} (the error body was empty)"
+
+
 def error_for_status(
     status_code: int,
     message: str,
@@ -315,7 +324,8 @@ def error_for_status(
     """Return the typed error for an HTTP status and the provider's own message.
 
     401 -> AuthenticationError, 403 -> PermissionDeniedError, 404 ->
-    ModelNotFoundError, 400/413/422 -> InvalidRequestError (or
+    ModelNotFoundError when the message is about the model, else
+    NotFoundError, 400/413/422 -> InvalidRequestError (or
     ContextWindowExceededError when the message says so), 429 ->
     RateLimitError (QuotaExceededError when the quota is gone), 408, 409,
     5xx and 529 -> ProviderError.
@@ -329,7 +339,7 @@ def error_for_status(
         "retry_after": parse_retry_after(headers),
         "request_id": lowered_headers.get("x-request-id") or lowered_headers.get("request-id"),
     }
-    text = message or f"HTTP {status_code}"
+    text = message or _reason_phrase(status_code)
     lowered = f"{text} {provider_code or ''}".lower()
     error_class: type[errors.LitestreamError]
     if status_code == 401:
@@ -337,7 +347,8 @@ def error_for_status(
     elif status_code == 403:
         error_class = errors.PermissionDeniedError
     elif status_code == 404:
-        error_class = errors.ModelNotFoundError
+        about_model = "model" in lowered or (model is not None and model.lower() in lowered)
+        error_class = errors.ModelNotFoundError if about_model else errors.NotFoundError
     elif status_code == 429:
         if any(hint in lowered for hint in _QUOTA_HINTS) and "rate" not in lowered:
             error_class = errors.QuotaExceededError

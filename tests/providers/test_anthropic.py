@@ -347,7 +347,7 @@ def test_message_stop_sets_done():
         ("invalid_request_error", errors.InvalidRequestError),
         ("authentication_error", errors.AuthenticationError),
         ("permission_error", errors.PermissionDeniedError),
-        ("not_found_error", errors.ModelNotFoundError),
+        ("not_found_error", errors.NotFoundError),
         ("billing_error", errors.QuotaExceededError),
     ],
 )
