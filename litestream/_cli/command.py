@@ -93,7 +93,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _providers_command(args: argparse.Namespace) -> int:
-    print(format_table(providers_table()))
+    sys.stdout.write(format_table(providers_table()) + "\n")
     return EXIT_OK
 
 
