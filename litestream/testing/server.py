@@ -169,6 +169,25 @@ class FakeLLMServer:
             raise ValueError(f"unknown provider {provider!r}")
         return self.url + _API_BASE_SUFFIX[provider]
 
+    def environment(self, api_key: str = "test") -> dict[str, str]:
+        """Return the environment variables that point every provider at this server.
+
+        ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``, the same for Anthropic,
+        Gemini, Mistral and OpenRouter, and ``OLLAMA_HOST``: with them in
+        ``os.environ``, code written for the real providers talks to this
+        server unchanged.
+
+        Example::
+
+            os.environ.update(server.environment())
+        """
+        variables = {"OLLAMA_HOST": self.api_base("ollama")}
+        for provider in ("openai", "anthropic", "gemini", "mistral", "openrouter"):
+            prefix = provider.upper()
+            variables[f"{prefix}_API_KEY"] = api_key
+            variables[f"{prefix}_BASE_URL"] = self.api_base(provider)
+        return variables
+
     # -- scripting ------------------------------------------------------------
 
     def replay(
