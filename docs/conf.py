@@ -48,7 +48,7 @@ autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-# Each guide page shows its own setup: it starts a FakeLLMServer and points the
+# Each guide page shows its own setup: it starts a fake server and points the
 # environment at it in a visible example (nothing is hidden here). The API
 # pages' docstring examples use their module's names unqualified, as the code
 # around a docstring would; these imports give them those names.
