@@ -4,7 +4,7 @@ Build the site (warnings are errors)::
 
     sphinx-build -W --keep-going -b html docs docs/_build/html
 
-Run every ``>>>`` example of the guide against a FakeLLMServer::
+Run every ``>>>`` example of the guide (each page starts its own FakeLLMServer)::
 
     sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
 """
@@ -48,41 +48,26 @@ autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-# Every page with doctests talks to its own FakeLLMServer: the provider keys and
-# base URLs point at it, so the examples read like real code. Each example
-# scripts the reply it gets in a hidden block just before it.
+# Each guide page shows its own setup: it starts a fake server and points the
+# environment at it in a visible example (nothing is hidden here). The API
+# pages' docstring examples use their module's names unqualified, as the code
+# around a docstring would; these imports give them those names.
 doctest_global_setup = """
-import os as _os
-
-import litestream as ls
-from litestream.testing import FakeLLMServer
-
-# The API pages' docstring examples use their module's names unqualified.
 from litestream.router import *
 from litestream.streaming import *
 from litestream.channels import *
 from litestream.types import *
 from litestream.errors import *
 from litestream.tokens import *
-from litestream.cli import StreamMeter
 from litestream.core import *
-
-server = FakeLLMServer().start()
-_saved_environ = dict(_os.environ)
-for _provider, _variable in [("openai", "OPENAI"), ("anthropic", "ANTHROPIC"),
-                             ("gemini", "GEMINI"), ("mistral", "MISTRAL"),
-                             ("openrouter", "OPENROUTER")]:
-    _os.environ[_variable + "_API_KEY"] = "sk-docs-" + _provider
-    _os.environ[_variable + "_BASE_URL"] = server.api_base(_provider)
-_os.environ["OLLAMA_HOST"] = server.api_base("ollama")
 """
 
+# Deployments registered on the default router by one page must not leak into the next.
 doctest_global_cleanup = """
-ls.router.clear()
-server.stop()
-_os.environ.clear()
-_os.environ.update(_saved_environ)
+import litestream
+litestream.router.clear()
 """
+
 
 def _public_bases(app: object, name: str, cls: type, options: object, bases: list) -> None:
     """Show a class's public ancestry: a private base (``Router``'s ``_Runner``) is a detail."""

@@ -12,11 +12,12 @@ Routes:
 
 The upstream comes from ``LITESTREAM_PROVIDER``, ``LITESTREAM_MODEL``,
 ``LITESTREAM_API_BASE`` and ``LITESTREAM_API_KEY`` (or the provider's own key
-variable). Try it offline against the fake server::
+variable). Try it offline against the fake server (``pip install -e ".[flask]"``)::
 
-    python -c "from litestream.testing import FakeLLMServer; import time; \\
-               s = FakeLLMServer(port=8081).start(); time.sleep(1e9)" &
+    python -m litestream.testing --port 8081 &
     LITESTREAM_API_BASE=http://127.0.0.1:8081/v1 python examples/flask_app.py
+
+then open http://127.0.0.1:5000/.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from _setup import Upstream, upstream_from_env
 from flask import Flask, render_template, request
 
-from litestream.integrations import Upstream, upstream_from_env
 from litestream.integrations.flask import proxy_response, reply_response
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

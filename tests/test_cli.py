@@ -1,4 +1,5 @@
-"""The ``litestream`` command, run as a subprocess against FakeLLMServer."""
+"""The ``litestream`` command (litestream._cli.command and .chat), run as a subprocess
+against FakeLLMServer. The demo is tested in test_demo.py."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
-from litestream import cli, demo
+from litestream._cli import chat, command
+from litestream._cli.meter import StreamMeter
 from litestream.testing import FakeLLMServer
+from litestream.types import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
 _TIMEOUT = 30
@@ -41,38 +43,6 @@ def run(args: list[str], env: dict[str, str], stdin: Optional[str] = None
         [sys.executable, "-m", "litestream", *args], input=stdin, env=env, cwd=ROOT,
         capture_output=True, text=True, timeout=_TIMEOUT,
     )
-
-
-# -- demo ---------------------------------------------------------------------
-
-
-def test_demo_runs_offline_and_shows_every_section():
-    started = time.monotonic()
-    result = run(["demo"], clean_env())
-    elapsed = time.monotonic() - started
-
-    assert result.returncode == 0, result.stderr
-    assert elapsed < 10
-    out = result.stdout
-    for number, (title, _) in enumerate(demo.SECTIONS, 1):
-        assert f"== {number}. {title} ==" in out
-    # 1. the streamed answer
-    assert "Channels carry each chunk from a reader thread to your loop" in out
-    # 2. metrics
-    assert "Tokens/sec:" in out and "Time:" in out
-    # 3. alts: one stream finishes, the stalled one times out and is closed
-    assert "fast: finished: 'The fast stream answers in full.'" in out
-    assert "stalled: timed out after 0.5 s" in out and "stream closed" in out
-    assert "server saw the stalled connection closed: True" in out
-    # 4. callbacks, then the 429 through on_error and error_summary
-    assert "on_complete: finish_reason=stop, total tokens=20" in out
-    assert "on_error: RateLimitError: openai/gpt-4o-mini HTTP 429" in out
-    assert "(retry after 2.0s)" in out
-    # 5. collect_stream
-    assert "content: 'Let me check the weather.'" in out
-    assert 'tool call: get_weather({"city": "Paris"})' in out
-    assert "usage: 20 prompt + 15 completion = 35 tokens" in out
-    assert result.stderr == ""
 
 
 # -- chat ---------------------------------------------------------------------
@@ -108,15 +78,81 @@ def test_chat_reads_the_prompt_from_stdin_and_sends_the_system_message():
     ]
 
 
-def test_chat_stats_prints_a_tokens_per_second_line_on_stderr():
+def test_chat_stats_prints_the_usage_the_provider_reported_on_stderr():
     with FakeLLMServer() as server:
-        server.script(text="one two three four")
+        server.script(text="one two three four", usage={"prompt_tokens": 18,
+                                                        "completion_tokens": 4})
         result = run(["chat", "--stats", "count"], openai_env(server))
 
     assert result.returncode == 0
     assert result.stdout == "one two three four"
-    assert "[openai/gpt-4o-mini] Tokens: " in result.stderr
+    assert ("[openai/gpt-4o-mini] Tokens: 18 prompt + 4 completion = 22 tokens (reported)"
+            in result.stderr)
     assert "Tokens/sec:" in result.stderr
+    assert "estimated" not in result.stderr
+
+
+def test_chat_stats_marks_an_estimate_when_the_provider_reports_no_usage():
+    body = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":{"content":"Hello, world!"},'
+            b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+    with FakeLLMServer() as server:
+        server.replay(body)
+        result = run(["chat", "--stats", "hi"], openai_env(server))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, world!"
+    assert "Tokens: ~4 tokens (estimated)" in result.stderr
+
+
+def test_chat_timeouts_reach_the_call():
+    with FakeLLMServer() as server:
+        server.script(text="two words and then silence", stall_after=2)
+        idle = run(["chat", "--idle-timeout", "0.3", "hi"], openai_env(server))
+        server.script(text="two words and then silence", stall_after=2)
+        total = run(["chat", "--timeout", "0.5", "hi"], openai_env(server))
+
+    assert idle.returncode == 1
+    assert idle.stdout == "two words"
+    assert "IdleTimeout" in idle.stderr
+    assert total.returncode == 1
+    assert total.stdout == "two words"
+    assert "TotalTimeout" in total.stderr
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--idle-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon", "-inf"])
+def test_a_bad_timeout_is_a_usage_error_naming_the_option(option, value):
+    with FakeLLMServer() as server:
+        result = run(["chat", f"{option}={value}", "hi"], openai_env(server))
+        requests_seen = len(server.requests)
+
+    assert result.returncode == 2
+    assert f"argument {option}: {option} must be" in result.stderr
+    assert requests_seen == 0
+
+
+@pytest.mark.parametrize("args, variables", [
+    (["--base-url", "127.0.0.1:8080/v1"], {}),
+    (["--base-url", "ftp://127.0.0.1/v1"], {}),
+    ([], {"OPENAI_BASE_URL": "localhost:8080/v1"}),
+])
+def test_a_base_url_without_a_scheme_is_a_usage_error(args, variables):
+    result = run(["chat", *args, "hi"], clean_env(OPENAI_API_KEY="test", **variables))
+
+    assert result.returncode == 2
+    assert "must be an http:// or https:// URL" in result.stderr
+    assert result.stdout == ""
+
+
+def test_base_url_option_points_the_chat_at_a_server():
+    with FakeLLMServer() as server:
+        server.script(text="via --base-url")
+        result = run(["chat", "--base-url", server.api_base("openai"), "hi"],
+                     clean_env(OPENAI_API_KEY="test"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "via --base-url"
 
 
 def test_chat_json_prints_one_openai_chunk_per_line():
@@ -277,28 +313,56 @@ def test_providers_lists_every_provider_with_key_state_model_and_url():
 
 
 def test_main_returns_exit_codes_instead_of_exiting(capsys):
-    assert cli.main(["--help"]) == 0
-    assert cli.main(["chat", "--bogus"]) == 2
+    assert command.main(["--help"]) == 0
+    assert command.main(["chat", "--bogus"]) == 2
     assert "usage:" in capsys.readouterr().err
 
 
 def test_resolve_chat_target_picks_the_first_provider_with_a_key():
     env = {"MISTRAL_API_KEY": "m", "OPENROUTER_API_KEY": "o"}
 
-    assert cli.resolve_chat_target(None, env) == cli.ChatTarget("mistral", "mistral-small-latest")
-    assert cli.resolve_chat_target("openrouter/openai/gpt-4o", env) == cli.ChatTarget(
+    assert chat.resolve_chat_target(None, env) == chat.ChatTarget("mistral", "mistral-small-latest")
+    assert chat.resolve_chat_target("openrouter/openai/gpt-4o", env) == chat.ChatTarget(
         "openrouter", "openai/gpt-4o")
-    assert cli.resolve_chat_target("ollama", {}) == cli.ChatTarget("ollama", "llama3.2")
-    with pytest.raises(cli.UsageError, match="OPENAI_API_KEY"):
-        cli.resolve_chat_target(None, {})
+    assert chat.resolve_chat_target("ollama", {}) == chat.ChatTarget("ollama", "llama3.2")
+    with pytest.raises(chat.UsageError, match="OPENAI_API_KEY"):
+        chat.resolve_chat_target(None, {})
 
 
 def test_stream_meter_estimates_tokens_of_the_whole_text():
-    meter = cli.StreamMeter()
+    meter = StreamMeter()
     for piece in ("Hel", "lo, wor", "ld!", None, ""):
         meter.add(piece)
     meter.finish()
 
     assert meter.text == "Hello, world!"
     assert meter.tokens == 4
-    assert meter.summary().startswith("Tokens: 4 | Time: ")
+    assert meter.summary().startswith("Tokens: ~4 tokens (estimated) | Time: ")
+
+
+def test_stream_meter_prefers_the_reported_usage():
+    meter = StreamMeter()
+    meter.add("Hello, world!")
+    meter.add_usage(Usage(prompt_tokens=7, completion_tokens=3))
+    meter.add_usage(None)
+
+    assert meter.tokens == 3
+    assert meter.usage_text() == "7 prompt + 3 completion = 10 tokens (reported)"
+
+
+def test_model_spec_keeps_the_provider_slash_model_form():
+    env = {"OPENROUTER_API_KEY": "o", "OPENAI_API_KEY": "k"}
+
+    assert chat.resolve_chat_target("openai/gpt-4o", env) == chat.ChatTarget("openai", "gpt-4o")
+    assert chat.resolve_chat_target("openrouter/meta-llama/llama-3.1-8b-instruct", env).model == (
+        "meta-llama/llama-3.1-8b-instruct")
+
+
+def test_nothing_in_the_library_imports_the_cli():
+    code = ("import sys, litestream, litestream.testing, litestream.integrations.proxy, "
+            "litestream.router, litestream.streaming; "
+            "assert not [m for m in sys.modules if m.startswith('litestream._cli')], 'imported'")
+    result = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+                            text=True, timeout=_TIMEOUT)
+
+    assert result.returncode == 0, result.stderr

@@ -3,8 +3,9 @@
 Both builds run in subprocesses, at the same time: the HTML build with ``-W``
 (a broken reference, a bad docstring or a missing page fails it), and the
 doctest build, which runs each ``>>>`` example of the guide and of the
-docstrings against a FakeLLMServer (see ``doctest_global_setup`` in
-``docs/conf.py``).
+docstrings. Each guide page starts its own FakeLLMServer in a visible
+example: no snippet depends on setup hidden in ``docs/conf.py`` or in a
+hidden block.
 """
 
 from __future__ import annotations
@@ -90,3 +91,16 @@ def test_every_docs_example_runs(builds):
     for page in ("quickstart", "guide/consuming", "guide/callbacks", "guide/timeouts",
                  "guide/error_handling", "errors"):
         assert f"Document: {page}\n" in report
+
+
+def test_every_guide_snippet_shows_its_setup():
+    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+    hidden = [path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")
+              if ":hide:" in path.read_text(encoding="utf-8")]
+
+    assert "FakeLLMServer()" not in conf and "os.environ" not in conf
+    assert hidden == []
+    for path in DOCS.rglob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        if "server.script(" in text:
+            assert "server = FakeLLMServer().start()" in text, path

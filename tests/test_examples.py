@@ -113,3 +113,16 @@ def test_readme_ten_line_example_runs_against_the_providers_named_in_it():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Water finds its way\nHello! Usage(")
+
+
+def test_web_examples_read_their_upstream_from_the_environment(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import _setup
+
+    upstream = _setup.upstream_from_env({"LITESTREAM_PROVIDER": "anthropic",
+                                         "LITESTREAM_API_BASE": "http://127.0.0.1:1"})
+    keyed = _setup.upstream_from_env({"LITESTREAM_API_BASE": "http://h", "OPENAI_API_KEY": "sk-x"})
+
+    assert (upstream.provider, upstream.model) == ("anthropic", "gpt-4o-mini")
+    assert upstream.config == {"api_base": "http://127.0.0.1:1", "api_key": "no-key-needed"}
+    assert "api_key" not in keyed.config

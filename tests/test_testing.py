@@ -734,3 +734,73 @@ def test_official_sdks_read_non_streaming_bodies(server):
     assert completion.usage.total_tokens == 17
     assert message.content[0].text == "whole answer"
     assert gemini.text == "whole answer"
+
+
+# -- OpenAI paths only under /v1 -------------------------------------------------
+
+
+def test_openai_style_paths_are_served_only_under_v1(server):
+    server.script(text="not for you")
+    with requests.Session() as session:
+        bare = session.post(server.url + "/chat/completions",
+                            json={"model": "gpt-4o-mini", "messages": [], "stream": True},
+                            timeout=10)
+        models = session.get(server.url + "/models", timeout=10)
+        listed = session.get(server.url + "/v1/models", timeout=10)
+
+    assert bare.status_code == 404
+    assert "no route for POST /chat/completions" in bare.json()["error"]["message"]
+    assert models.status_code == 404
+    assert listed.status_code == 200
+    assert server.pending == 1  # the scripted reply still waits for a real chat request
+
+
+# -- python -m litestream.testing -------------------------------------------------
+
+
+def test_python_m_litestream_testing_serves_until_ctrl_c():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import litestream as ls
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    # A child inherits an ignored SIGINT (background jobs, some CI runners); a
+    # handled one is reset to the default by exec: handle it while starting.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "litestream.testing"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        banner = process.stdout.readline()
+        bases = {}
+        while len(bases) < 7:
+            provider, base = process.stdout.readline().split()
+            bases[provider] = base
+        stream = ls.completion("anthropic", "claude-3-5-haiku-latest",
+                               messages=[{"role": "user", "content": "Hi"}], stream=True,
+                               api_key="test", api_base=bases["anthropic"])
+        with stream:
+            text = "".join(chunk.content or "" for chunk in stream)
+        response = ls.completion("openai", "gpt-4o-mini",
+                                 messages=[{"role": "user", "content": "Hi"}],
+                                 api_key="test", api_base=bases["openai"])
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert banner.startswith("FakeLLMServer on http://127.0.0.1:")
+    assert bases["openai"].endswith("/v1") and bases["openrouter"].endswith("/api/v1")
+    assert text == "Hello from FakeLLMServer!"
+    assert response.content == "Hello from FakeLLMServer!"
+    assert process.returncode == 0, stderr
+    assert "FakeLLMServer stopped" in stderr

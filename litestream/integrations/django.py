@@ -22,7 +22,12 @@ from typing import Any, Mapping, Optional, Union
 from django.http import HttpResponse, StreamingHttpResponse
 
 from litestream.channels import Channel
-from litestream.integrations import ProxyReply, error_reply, proxy_chat_completion, sse_reply
+from litestream.integrations.proxy import (
+    ProxyReply,
+    error_reply,
+    proxy_chat_completion,
+    sse_reply,
+)
 from litestream.types import Chunk
 
 __all__ = ["error_response", "proxy_response", "reply_response", "sse_response"]
@@ -56,7 +61,7 @@ def _streaming(
 
 
 def reply_response(reply: ProxyReply) -> Union[HttpResponse, StreamingHttpResponse]:
-    """Turn a framework-neutral :class:`~litestream.integrations.ProxyReply` into a response."""
+    """Turn a framework-neutral :class:`~.proxy.ProxyReply` into a response."""
     if reply.streaming:
         return _streaming(reply.body, reply.status, reply.content_type, reply.headers)
     response = HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
@@ -79,5 +84,5 @@ def proxy_response(
     config: Optional[Mapping[str, Any]] = None,
     heartbeat: Optional[float] = 15.0,
 ) -> Union[HttpResponse, StreamingHttpResponse]:
-    """Answer an OpenAI ``chat/completions`` body; see :func:`~litestream.integrations.proxy_chat_completion`."""  # noqa: E501
+    """Answer an OpenAI ``chat/completions`` body; see :func:`~litestream.integrations.proxy.proxy_chat_completion`."""  # noqa: E501
     return reply_response(proxy_chat_completion(body, provider, model, config, heartbeat))

@@ -25,7 +25,12 @@ from typing import Any, Mapping, Optional
 from flask import Response
 
 from litestream.channels import Channel
-from litestream.integrations import ProxyReply, error_reply, proxy_chat_completion, sse_reply
+from litestream.integrations.proxy import (
+    ProxyReply,
+    error_reply,
+    proxy_chat_completion,
+    sse_reply,
+)
 from litestream.types import Chunk
 
 __all__ = ["error_response", "proxy_response", "reply_response", "sse_response"]
@@ -46,7 +51,7 @@ def sse_response(stream: Channel[Chunk], heartbeat: Optional[float] = 15.0) -> R
 
 
 def reply_response(reply: ProxyReply) -> Response:
-    """Turn a framework-neutral :class:`~litestream.integrations.ProxyReply` into a Response."""
+    """Turn a framework-neutral :class:`~.proxy.ProxyReply` into a Response."""
     return Response(
         reply.body, status=reply.status, content_type=reply.content_type,
         headers=dict(reply.headers),
@@ -65,5 +70,5 @@ def proxy_response(
     config: Optional[Mapping[str, Any]] = None,
     heartbeat: Optional[float] = 15.0,
 ) -> Response:
-    """Answer an OpenAI ``chat/completions`` body; see :func:`~litestream.integrations.proxy_chat_completion`."""  # noqa: E501
+    """Answer an OpenAI ``chat/completions`` body; see :func:`~litestream.integrations.proxy.proxy_chat_completion`."""  # noqa: E501
     return reply_response(proxy_chat_completion(body, provider, model, config, heartbeat))

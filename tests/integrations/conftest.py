@@ -1,18 +1,27 @@
-"""Fixtures for the web integration tests: a fake upstream, real WSGI servers, a real browser."""
+"""Fixtures for the web integration tests: a fake upstream, the example apps served by real
+WSGI servers, a real browser."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
-import socket
 import socketserver
+import sys
 import threading
 import wsgiref.simple_server
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from litestream.testing import FakeLLMServer
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+DJANGO_SITE = EXAMPLES / "django_app"
+# The web examples share examples/_setup.py (their upstream from LITESTREAM_* variables).
+if str(EXAMPLES) not in sys.path:
+    sys.path.append(str(EXAMPLES))
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -122,35 +131,53 @@ def browser(tmp_path: Any) -> Iterator[Any]:
         driver.quit()
 
 
-def _read_events_then_hang_up(url: str, path: str, count: int) -> list[bytes]:
-    """GET ``path`` over a raw socket, read until ``count`` data events arrived, then close."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    try:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                     "Accept: text/event-stream\r\n\r\n".encode())
-        received = b""
-        while received.count(b"data: ") < count:
-            data = sock.recv(65536)
-            assert data, f"the server closed the stream early: {received!r}"
-            received += data
-        return [line for line in received.split(b"\n") if line.startswith(b"data: ")]
-    finally:
-        sock.close()
+def load_flask_example() -> Any:
+    """Import ``examples/flask_app.py`` as a module."""
+    spec = importlib.util.spec_from_file_location("flask_app_example", EXAMPLES / "flask_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.fixture()
-def hang_up_releases_upstream() -> Callable[[str, FakeLLMServer], None]:
-    """``check(url, upstream)``: a client reads two events of ``/stream`` and hangs up;
-    the upstream connection must close and no litestream thread may be left."""
-    return _check_hang_up_releases_upstream
+#: The upstream key each example app is configured with (it must never reach a client).
+UPSTREAM_KEYS = {"flask": "sk-upstream-secret-123456789", "django": "sk-upstream-django-98765"}
 
 
-def _check_hang_up_releases_upstream(url: str, upstream: FakeLLMServer) -> None:
-    upstream.script(text="one two three four five", stall_after=3)
-    assert len(_read_events_then_hang_up(url, "/stream?question=Hi", 2)) >= 2
-    assert upstream.wait_for_disconnect(5), "the upstream request outlived the web client"
-    for thread in threading.enumerate():
-        if thread.name.startswith("litestream-"):  # the reader, and the timer it used
-            thread.join(5)
-    assert not [t for t in threading.enumerate() if t.name.startswith("litestream-")]
+@pytest.fixture
+def flask_url(upstream: FakeLLMServer, wsgi: Any) -> str:
+    """The Flask example, served by werkzeug, in front of ``upstream``."""
+    app = load_flask_example().create_app(
+        provider="openai", model="test-model",
+        config={"api_key": UPSTREAM_KEYS["flask"], "api_base": upstream.api_base("openai")},
+        heartbeat=0.05)
+    return wsgi(app)
+
+
+@pytest.fixture(scope="module")
+def django_application() -> Any:
+    """The Django example site's WSGI application."""
+    if str(DJANGO_SITE) not in sys.path:
+        sys.path.insert(0, str(DJANGO_SITE))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat_site.settings")
+    from chat_site.wsgi import application
+
+    return application
+
+
+@pytest.fixture
+def django_url(django_application: Any, upstream: FakeLLMServer, wsgi: Any) -> Iterator[str]:
+    """The Django example, served by a threaded wsgiref server, in front of ``upstream``."""
+    from _setup import Upstream
+    from django.test import override_settings
+
+    config = {"api_key": UPSTREAM_KEYS["django"], "api_base": upstream.api_base("openai")}
+    target = Upstream("openai", "test-model", config)
+    with override_settings(LITESTREAM_UPSTREAM=target, LITESTREAM_HEARTBEAT=0.05):
+        yield wsgi(django_application, "wsgiref")
+
+
+@pytest.fixture(params=["flask", "django"])
+def app_url(request: Any) -> str:
+    """Each example app in turn (Flask, then Django): the same tests run against both."""
+    return request.getfixturevalue(f"{request.param}_url")

@@ -1,10 +1,16 @@
-"""The framework-free proxy core: credentials stay with the provider they were configured for."""
+"""litestream.integrations.proxy, the framework-free core: models, statuses, credentials."""
 
 from __future__ import annotations
 
 import pytest
 
-from litestream.integrations import proxy_chat_completion, upstream_config
+from litestream import errors
+from litestream.integrations.proxy import (
+    error_status,
+    proxy_chat_completion,
+    resolve_model,
+    upstream_config,
+)
 from litestream.testing import FakeLLMServer
 
 SECRET = "sk-operator-secret-0123456789"
@@ -36,3 +42,21 @@ def test_the_configured_provider_keeps_its_credentials_and_settings():
     assert upstream_config(config, "openai", "openai") == config
     assert upstream_config(config, "openai", "anthropic") == {"timeout": 5}
     assert upstream_config(config, None, "openai") == {"timeout": 5}
+
+
+def test_resolve_model() -> None:
+    assert resolve_model("anthropic/claude-x", "openai", "gpt") == ("anthropic", "claude-x")
+    assert resolve_model("meta-llama/llama-3", "openrouter", None) == (
+        "openrouter", "meta-llama/llama-3")
+    assert resolve_model(None, "openai", "gpt") == ("openai", "gpt")
+    with pytest.raises(errors.ConfigurationError):
+        resolve_model("gpt", None, None)
+
+
+def test_error_status() -> None:
+    assert error_status(errors.ConfigurationError("x")) == 400
+    assert error_status(errors.ProviderError("x", status_code=503)) == 503
+    assert error_status(errors.ProviderError("x")) == 502
+    assert error_status(errors.IdleTimeout("x")) == 504
+    assert error_status(errors.ModelNotFoundError("x")) == 404
+    assert error_status(RuntimeError("x")) == 500

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from litestream.local import LocalModelServer
+from litestream.testing.local import LocalModelServer
 
 _MISSING = "llama-cpp-python is not installed; pip install -e '.[real]' to run the real-model tests"
 

@@ -23,7 +23,7 @@ import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
 import litestream as ls
-from litestream.local import LocalModelServer
+from litestream.testing.local import LocalModelServer
 
 pytestmark = pytest.mark.real
 

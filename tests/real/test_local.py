@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pytest
 
 from litestream import errors
-from litestream.local import LocalModelServer, find_model_path
+from litestream.testing.local import LocalModelServer, find_model_path
 
 pytestmark = pytest.mark.real
 
@@ -105,7 +105,7 @@ def test_the_server_exits_when_its_parent_is_killed(llama_cpp_installed: None) -
     parent = subprocess.run(
         [sys.executable, "-c",
          "import os, signal\n"
-         "from litestream.local import LocalModelServer\n"
+         "from litestream.testing.local import LocalModelServer\n"
          "server = LocalModelServer().start()\n"
          "print(server.process.pid, server.log_path, flush=True)\n"
          "os.kill(os.getpid(), signal.SIGKILL)\n"],

@@ -2,17 +2,21 @@
 
 The upstream comes from ``LITESTREAM_PROVIDER``, ``LITESTREAM_MODEL``,
 ``LITESTREAM_API_BASE`` and ``LITESTREAM_API_KEY`` (see
-:func:`litestream.integrations.upstream_from_env`).
+:func:`upstream_from_env` in ``examples/_setup.py``, shared with the Flask example).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from litestream.integrations import upstream_from_env
-
 BASE_DIR = Path(__file__).resolve().parent.parent
+# examples/, for _setup.py (the upstream settings shared with the Flask example).
+if str(BASE_DIR.parent) not in sys.path:
+    sys.path.append(str(BASE_DIR.parent))
+
+from _setup import upstream_from_env  # noqa: E402
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
@@ -35,7 +39,7 @@ TEMPLATES = [
     }
 ]
 
-#: Where completions go: a litestream.integrations.Upstream.
+#: Where completions go: an ``_setup.Upstream``.
 LITESTREAM_UPSTREAM = upstream_from_env()
 #: Seconds of upstream silence between SSE keep-alive comments.
 LITESTREAM_HEARTBEAT = float(os.environ.get("LITESTREAM_HEARTBEAT", "15"))

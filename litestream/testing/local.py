@@ -13,7 +13,7 @@ checked with :func:`importlib.util.find_spec`, and only the child loads it.
 
 Example:
     >>> import litestream as ls
-    >>> from litestream.local import LocalModelServer
+    >>> from litestream.testing.local import LocalModelServer
     >>> with LocalModelServer() as server:                      # doctest: +SKIP
     ...     reply = ls.completion("openai_compatible", server.model,
     ...                           messages=[{"role": "user", "content": "Hi"}],

@@ -12,17 +12,16 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any, Callable, Optional, TextIO
 
-from litestream import errors
+from litestream import Stream, errors
+from litestream._cli.meter import StreamMeter
 from litestream.channels import Channel, alts, timeout
-from litestream.cli import StreamMeter
 from litestream.core import completion, extract_content
-from litestream.providers import get_provider
+from litestream.router import provider_info
 from litestream.streaming import collect_stream, consume_stream_with_callbacks
-from litestream.testing import FakeLLMServer
-from litestream.transport import Stream
+from litestream.testing import FakeLLMServer, LocalModelServer
 from litestream.types import Chunk, Response
 
-__all__ = ["SECTIONS", "run"]
+__all__ = ["LOCAL_DEMO_QUESTION", "SECTIONS", "local_demo", "run"]
 
 #: How long the second stream of the alts section may take before it is closed.
 STALLED_STREAM_TIMEOUT = 0.5
@@ -40,7 +39,7 @@ def _open(server: FakeLLMServer, provider: str, prompt: str, **config: Any) -> S
     seen = len(server.requests)
     stream = completion(
         provider,
-        get_provider(provider).default_model,
+        provider_info(provider)["default_model"],
         messages=[{"role": "user", "content": prompt}],
         stream=True,
         api_key="demo-key",
@@ -72,7 +71,11 @@ def stream_answer(server: FakeLLMServer, out: TextIO) -> None:
 
 
 def measure_throughput(server: FakeLLMServer, out: TextIO) -> None:
-    """Count tokens and time while streaming, like the seed's metrics example."""
+    """Count tokens and time while streaming, like the seed's metrics example.
+
+    The tokens are the ones the provider reported in its usage; a stream
+    without usage would show an estimate, marked as one.
+    """
     server.script(
         text="Anthropic's events arrive as the same Chunk objects, so one loop measures any "
              "provider: tokens, milliseconds and tokens per second.",
@@ -83,6 +86,7 @@ def measure_throughput(server: FakeLLMServer, out: TextIO) -> None:
         for chunk in stream:
             text = extract_content(chunk)
             meter.add(text)
+            meter.add_usage(chunk.usage)
             if text:
                 _say(out, text, end="")
     meter.finish()
@@ -211,4 +215,30 @@ def run(out: TextIO) -> int:
     _say(out)
     _say(out, "Done. With a key set (see `litestream providers`), try: "
               "litestream chat \"Tell me a joke\"")
+    return 0
+
+
+#: What ``litestream demo --local`` asks the local model.
+LOCAL_DEMO_QUESTION = "In two sentences, why do streamed answers feel faster?"
+
+
+def local_demo(server: LocalModelServer, out: TextIO) -> int:
+    """Stream the local model's answer to :data:`LOCAL_DEMO_QUESTION`, then its metrics line."""
+    _say(out, f"litestream demo --local: SmolLM2-135M served by llama.cpp at {server.url}\n\n"
+              f"> {LOCAL_DEMO_QUESTION}")
+    meter = StreamMeter()
+    stream = completion("openai_compatible", server.model,
+                        messages=[{"role": "user", "content": LOCAL_DEMO_QUESTION}],
+                        stream=True, max_tokens=96, api_base=server.api_base)
+    with stream:
+        for chunk in stream:
+            text = extract_content(chunk)
+            meter.add(text)
+            meter.add_usage(chunk.usage)
+            if text:
+                _say(out, text, end="")
+    meter.finish()
+    if meter.text and not meter.text.endswith("\n"):
+        _say(out)
+    _say(out, f"\n{meter.summary()}")
     return 0
