@@ -22,25 +22,15 @@ import attrs
 from litestream import errors, transport
 from litestream.options import OPTION_NAMES, CallOptions, check_request_keys
 from litestream.providers import get_provider
+from litestream.providers import is_provider as is_provider  # re-exported for integrations
+from litestream.providers import provider_key as provider_key
 from litestream.providers.base import Provider
-from litestream.tokens import estimate_tokens
+from litestream.tokens import estimate_tokens as estimate_tokens
 from litestream.transport import Stream
-from litestream.types import Chunk, Response
+from litestream.types import Response, extract_content
 from litestream.wire import HTTPRequest
 
-__all__ = [
-    "completion",
-    "env_api_base",
-    "env_api_key",
-    "estimate_tokens",
-    "extract_content",
-    "key_variables",
-    "prepare",
-    "register_secrets",
-    "resolve_options",
-    "split_model",
-    "validate_request",
-]
+__all__ = ["completion", "extract_content"]
 
 logger = logging.getLogger("litestream")
 
@@ -186,7 +176,7 @@ def key_variables(provider: Provider) -> list[str]:
     provider that needs no key (Ollama) may have none: the list is empty.
 
     Example:
-        >>> from litestream.providers import get_provider
+        >>> from litestream.providers import get_provider, is_provider, provider_key
         >>> key_variables(get_provider("openai"))
         ['OPENAI_API_KEY']
     """
@@ -318,20 +308,3 @@ def _send_with_retries(
                         errors.error_summary(error))
             policy.wait(delay, never)
     raise AssertionError("unreachable")
-
-
-def extract_content(value: Union[Response, Chunk, None]) -> Optional[str]:
-    """Return the text of a Response or a Chunk, or ``None`` when it carries none.
-
-    A chunk that only carries a role, a finish reason, usage or an empty
-    string gives ``None``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, Chunk):
-        if not value.choices:
-            return None
-        return value.choices[0].delta.content or None
-    if isinstance(value, Response):
-        return value.content
-    raise TypeError(f"extract_content takes a Chunk or a Response, not {type(value).__name__}")

@@ -27,7 +27,6 @@ import weakref
 from typing import Any, Callable, Iterator, Optional
 
 from litestream.channels import Channel, ReceiveChannel, _Sender
-from litestream.core import extract_content
 from litestream.errors import LitestreamError, TotalTimeout, error_details
 from litestream.types import (
     Chunk,
@@ -37,6 +36,7 @@ from litestream.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    extract_content,
 )
 
 __all__ = [

@@ -24,6 +24,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "extract_content",
 ]
 
 #: The normalized finish reasons; every provider's reason maps onto one of these.
@@ -375,3 +376,19 @@ class Response:
             choices=tuple(ResponseChoice.from_dict(choice) for choice in data.get("choices") or ()),
             usage=Usage.from_dict(usage) if usage else None,
         )
+
+
+def extract_content(value: Union[Response, Chunk, None]) -> Optional[str]:
+    """Return the text of a Response or a Chunk, or ``None`` when it carries none.
+
+    The same as ``value.content``, for either type; a chunk that only
+    carries a role, a finish reason, usage or an empty string gives ``None``.
+
+    Raises:
+        TypeError: ``value`` is neither a Chunk, a Response nor None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (Chunk, Response)):
+        return value.content
+    raise TypeError(f"extract_content takes a Chunk or a Response, not {type(value).__name__}")

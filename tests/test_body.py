@@ -111,7 +111,7 @@ PAYLOAD = [b"data: " + bytes([65 + i]) * (i * 7 + 1) + b"\n\n" for i in range(12
 def test_any_split_of_the_wire_gives_the_same_body(cuts):
     wire = chunked(*PAYLOAD)
     points = sorted(set(cuts))
-    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)])]
+    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
     reader = BodyReader(_Response([p for p in pieces if p]))
     assert read_all(reader) == b"".join(PAYLOAD)
     assert reader.complete

@@ -87,7 +87,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     """Return ``rows`` as left-aligned columns separated by two spaces."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
 

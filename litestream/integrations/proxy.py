@@ -20,8 +20,7 @@ import attrs
 
 from litestream import errors
 from litestream.channels import Channel
-from litestream.core import completion
-from litestream.providers import PROVIDERS
+from litestream.core import completion, is_provider, provider_key
 from litestream.streaming import drop_traceback, error_body, to_sse_stream
 from litestream.types import Chunk, Response
 
@@ -137,7 +136,7 @@ def resolve_model(
     """
     if requested:
         prefix, _, rest = requested.partition("/")
-        if rest and _provider_key(prefix) in PROVIDERS:
+        if rest and is_provider(prefix):
             return prefix, rest
         model = requested
     if not provider:
@@ -164,14 +163,10 @@ def upstream_config(
     the other settings (timeouts, buffer) still apply.
     """
     settings = dict(config or {})
-    if configured is None or _provider_key(configured) != _provider_key(requested):
+    if configured is None or provider_key(configured) != provider_key(requested):
         for key in _CREDENTIAL_KEYS:
             settings.pop(key, None)
     return settings
-
-
-def _provider_key(name: str) -> str:
-    return name.lower().replace("-", "_")
 
 
 def proxy_chat_completion(

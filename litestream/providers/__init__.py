@@ -17,7 +17,7 @@ from litestream.providers.openai import OpenAIProvider
 from litestream.providers.openai_compatible import OpenAICompatibleProvider
 from litestream.providers.openrouter import OpenRouterProvider
 
-__all__ = ["PROVIDERS", "Provider", "get_provider"]
+__all__ = ["PROVIDERS", "Provider", "get_provider", "is_provider", "provider_key"]
 
 #: Every provider by name (``"openai"``, ``"anthropic"``, ...); the instances are stateless.
 PROVIDERS: dict[str, Provider] = {
@@ -34,13 +34,23 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
+def provider_key(name: str) -> str:
+    """Return the registry key of a provider name: case and ``-``/``_`` do not matter."""
+    return name.strip().lower().replace("-", "_")
+
+
+def is_provider(name: object) -> bool:
+    """Return True when ``name`` names a registered provider (``"OpenAI"``, ``"openai"``...)."""
+    return isinstance(name, str) and provider_key(name) in PROVIDERS
+
+
 def get_provider(name: str) -> Provider:
     """Return the provider called ``name`` (case and ``-``/``_`` do not matter).
 
     Raises:
         ConfigurationError: no provider has that name; the message lists the known ones.
     """
-    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+    key = provider_key(name) if isinstance(name, str) else name
     provider = PROVIDERS.get(key)
     if provider is None:
         known = ", ".join(sorted(PROVIDERS))

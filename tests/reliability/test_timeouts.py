@@ -30,7 +30,7 @@ def _run_all(server, **config) -> dict[str, tuple[Outcome, float]]:
         return outcome, time.monotonic() - started
 
     with ThreadPoolExecutor(len(PROVIDERS)) as pool:
-        results = dict(zip(PROVIDERS, pool.map(run, PROVIDERS)))
+        results = dict(zip(PROVIDERS, pool.map(run, PROVIDERS), strict=True))
     for stream in streams.values():
         assert_finished(stream)
     return results
