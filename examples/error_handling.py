@@ -57,6 +57,9 @@ def main() -> None:
     )
     with _setup.backend(*replies) as backend:
         provider, model, config = backend.target()
+        # completion() retries a 429 or a 5xx twice by default (max_retries=2);
+        # no retries here, so that each failure is shown as it happens.
+        config = {**config, "max_retries": 0}
         if backend.offline:
             print("--- a rate limit (HTTP 429 with Retry-After)")
             safe_stream("Hi", provider, model, config)

@@ -262,7 +262,7 @@ class NotFoundError(LitestreamError):
     category = "client"
 
 
-class ModelNotFoundError(NotFoundError, InvalidRequestError):
+class ModelNotFoundError(NotFoundError):
     """Raised when the provider says the model does not exist (an HTTP 404 about the model)."""
 
 

@@ -156,14 +156,16 @@ def callbacks_and_errors(server: FakeLLMServer, out: TextIO) -> None:
         summary = errors.error_summary(error)
         if errors.is_litestream_error(error):
             _say(out, f"on_error: {summary}")
-            _say(out, f"  retryable={errors.is_retryable(error)}: a Router would wait "
-                      f"{getattr(error, 'retry_after', None)} s and try again")
+            _say(out, f"  retryable={errors.is_retryable(error)}: by default completion() "
+                      f"waits {getattr(error, 'retry_after', None)} s and tries again "
+                      "(max_retries=2); this call asked for max_retries=0")
         else:
             _say(out, f"on_error (not a litestream error): {summary}")
 
-    for prompt in ("Explain callbacks.", "This one is rate limited."):
+    for prompt, retries in (("Explain callbacks.", 2), ("This one is rate limited.", 0)):
         future = consume_stream_with_callbacks(
-            _open(server, "openai", prompt), on_chunk, on_complete, on_error)
+            _open(server, "openai", prompt, max_retries=retries), on_chunk, on_complete,
+            on_error)
         _wait_quietly(future)
 
 
