@@ -693,6 +693,8 @@ def route(method: str, path: str, body: Any) -> Optional[RequestContext]:
     if path == "/v1/chat/completions" or path == "/chat/completions":
         provider = "mistral" if _MISTRAL_MODEL.match(model) else "openai"
         return RequestContext(provider, model, stream, include_usage)
+    if path in ("/v1/responses", "/responses"):
+        return RequestContext("openai_responses", model, stream)
     if path == "/api/v1/chat/completions":
         return RequestContext("openrouter", model, stream, include_usage)
     if path == "/v1/messages":

@@ -56,6 +56,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
+from litestream import _fake_responses
 from litestream import _fake_wire as wire
 
 __all__ = ["FakeLLMServer", "RecordedRequest"]
@@ -68,6 +69,7 @@ _API_BASE_SUFFIX = {
     "mistral": "/v1",
     "openai_compatible": "/v1",
     "openrouter": "/api/v1",
+    "openai_responses": "/v1",
     "anthropic": "",
     "gemini": "",
     "ollama": "",
@@ -414,6 +416,23 @@ class FakeLLMServer:
         self._enqueue(_Script(spec, faults, delay, keepalive_interval, cut_after_bytes,
                               error_status, error_body, retry_after, head_delay, no_response,
                               not_event_stream, dict(headers or {})))
+
+    def script_responses(self, **options: Any) -> None:
+        """Queue one streamed Responses API answer (``POST /v1/responses``).
+
+        For what :meth:`script` cannot say in that dialect. Options are the
+        fields of :class:`litestream._fake_responses.ResponsesScript`:
+        ``text_pieces``, ``reasoning_pieces`` (a summary, with
+        ``encrypted_content``), ``refusal_pieces``, ``tool_calls`` (dicts as
+        for :meth:`script`), ``status`` (``completed``, ``incomplete`` with
+        ``incomplete_reason``, ``failed`` with ``error_code`` and
+        ``error_message``), ``error_after`` (an ``error`` event after that
+        many content events), ``prompt_tokens``, ``completion_tokens``,
+        ``reasoning_tokens``, ``model``.
+        """
+        calls = tuple(_tool_spec(call) for call in options.pop("tool_calls", ()))
+        script = _fake_responses.ResponsesScript(tool_calls=calls, **options)
+        self.replay(_fake_responses.stream_body(script))
 
     def _enqueue(self, reply: Union[_Script, _Replay]) -> None:
         with self._condition:
