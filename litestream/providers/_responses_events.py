@@ -209,6 +209,14 @@ def error_of_response(
 # ---------------------------------------------------------------------------
 
 
+def _ref(payload: Mapping[str, Any], field: str) -> Any:
+    """Return an id or index field, which must be a string, a number or null."""
+    value = payload.get(field)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise errors.ProtocolError(f"{field} is not a string or a number")
+
+
 class ResponsesStreamParser(StreamParser):
     """Turns Responses API events into chunks.
 
@@ -287,8 +295,8 @@ class ResponsesStreamParser(StreamParser):
         if item.get("type") != "function_call":
             return [] if item.get("type") in ("message", "reasoning") else [self.make_chunk()]
         tool_index = len(set(self._tool_index.values()))
-        self._tool_index[("output", payload.get("output_index"))] = tool_index
-        self._tool_index[("item", item.get("id"))] = tool_index
+        self._tool_index[("output", _ref(payload, "output_index"))] = tool_index
+        self._tool_index[("item", _ref(item, "id"))] = tool_index
         arguments = as_str(item.get("arguments"), "arguments") or ""
         if arguments:
             self._streamed.add(("arguments", tool_index))
@@ -307,7 +315,7 @@ class ResponsesStreamParser(StreamParser):
 
     def _reasoning_done(self, item: Mapping[str, Any]) -> list[Chunk]:
         """Emit what the deltas did not carry: unstreamed summaries and the encrypted content."""
-        item_id = item.get("id")
+        item_id = _ref(item, "id")
         details = []
         reasoning = []
         numbers: dict[str, int] = {}
@@ -338,11 +346,11 @@ class ResponsesStreamParser(StreamParser):
 
     def _text_delta(self, payload: Mapping[str, Any]) -> list[Chunk]:
         text = as_str(payload.get("delta"), "delta")
-        self._streamed.add(("text", payload.get("item_id"), payload.get("content_index")))
+        self._streamed.add(("text", _ref(payload, "item_id"), _ref(payload, "content_index")))
         return [self.make_chunk(Delta(content=text))] if text else []
 
     def _text_done(self, payload: Mapping[str, Any]) -> list[Chunk]:
-        if ("text", payload.get("item_id"), payload.get("content_index")) in self._streamed:
+        if ("text", _ref(payload, "item_id"), _ref(payload, "content_index")) in self._streamed:
             return []
         text = as_str(payload.get("text"), "text")  # a server that sent no deltas
         return [self.make_chunk(Delta(content=text))] if text else []
@@ -352,19 +360,19 @@ class ResponsesStreamParser(StreamParser):
 
     def _refusal_delta(self, payload: Mapping[str, Any]) -> list[Chunk]:
         refusal = as_str(payload.get("delta"), "delta")
-        self._streamed.add(("refusal", payload.get("item_id"), payload.get("content_index")))
+        self._streamed.add(("refusal", _ref(payload, "item_id"), _ref(payload, "content_index")))
         return [self.make_chunk(Delta(refusal=refusal))] if refusal else []
 
     def _refusal_done(self, payload: Mapping[str, Any]) -> list[Chunk]:
-        if ("refusal", payload.get("item_id"), payload.get("content_index")) in self._streamed:
+        if ("refusal", _ref(payload, "item_id"), _ref(payload, "content_index")) in self._streamed:
             return []
         refusal = as_str(payload.get("refusal"), "refusal")
         return [self.make_chunk(Delta(refusal=refusal))] if refusal else []
 
     def _call_index(self, payload: Mapping[str, Any]) -> Optional[int]:
-        index = self._tool_index.get(("item", payload.get("item_id")))
+        index = self._tool_index.get(("item", _ref(payload, "item_id")))
         if index is None:
-            index = self._tool_index.get(("output", payload.get("output_index")))
+            index = self._tool_index.get(("output", _ref(payload, "output_index")))
         return index
 
     def _arguments_delta(self, payload: Mapping[str, Any]) -> list[Chunk]:
@@ -399,20 +407,20 @@ class ResponsesStreamParser(StreamParser):
         text = as_str(payload.get("delta"), "delta")
         number = as_int(payload.get(f"{kind}_index" if kind == "summary" else "content_index"),
                         "part index") or 0
-        key = (kind, payload.get("item_id"), number)
+        key = (kind, _ref(payload, "item_id"), number)
         self._streamed.add(key)
         if not text:
             return []
         detail_kind, field = (("reasoning.summary", "summary") if kind == "summary"
                               else ("reasoning.text", "text"))
-        detail = {"type": detail_kind, field: text, "id": payload.get("item_id"),
+        detail = {"type": detail_kind, field: text, "id": _ref(payload, "item_id"),
                   "format": RESPONSES_REASONING, "index": self._new_detail(key)}
         return [self.make_chunk(Delta(reasoning=text, reasoning_details=(detail,)))]
 
     def _reasoning_done_text(self, payload: Mapping[str, Any], kind: str) -> list[Chunk]:
         number = as_int(payload.get(f"{kind}_index" if kind == "summary" else "content_index"),
                         "part index") or 0
-        if (kind, payload.get("item_id"), number) in self._streamed:
+        if (kind, _ref(payload, "item_id"), number) in self._streamed:
             return []
         return self._reasoning_delta({**payload, "delta": payload.get("text")}, kind)
 

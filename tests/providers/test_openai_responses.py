@@ -335,3 +335,21 @@ def test_a_refusal_is_kept_apart_from_content():
     assert response.content is None
     assert response.choices[0].message.refusal == "I can't help."
     assert response.choices[0].message.to_dict()["refusal"] == "I can't help."
+
+
+def test_the_cli_chats_with_openai_responses_by_provider_and_model():
+    import os
+    import subprocess
+    import sys
+
+    with FakeLLMServer() as server:
+        server.script(text="Hi from Responses")
+        env = dict(os.environ, OPENAI_API_KEY="k",
+                   OPENAI_BASE_URL=server.api_base(PROVIDER),
+                   PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        done = subprocess.run(
+            [sys.executable, "-m", "litestream", "chat", "-m", "openai_responses/gpt-5-mini"],
+            input="hello\n", capture_output=True, text=True, env=env, timeout=60)
+        assert [request.path for request in server.requests] == ["/v1/responses"]
+    assert done.returncode == 0, done.stderr
+    assert "Hi from Responses" in done.stdout
