@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from litestream.channels import Channel, ReceiveChannel, _Sender
 from litestream.errors import LitestreamError, TotalTimeout, error_details
@@ -125,10 +125,15 @@ class _ToolCallParts:
         return ToolCall(id=self.id, name=self.name or "", arguments="".join(self.arguments))
 
 
+#: Reasoning-part fields whose streamed fragments are concatenated.
+_JOINED_DETAIL_FIELDS = frozenset({"text", "summary", "data"})
+
+
 class _ChoiceParts:
     """One choice being assembled; text is kept as a list of pieces and joined once."""
 
-    __slots__ = ("role", "content", "reasoning", "tool_calls", "calls_by_index", "finish_reason")
+    __slots__ = ("role", "content", "reasoning", "tool_calls", "calls_by_index", "finish_reason",
+                 "refusal", "details", "annotations")
 
     def __init__(self) -> None:
         self.role: Optional[str] = None
@@ -137,6 +142,29 @@ class _ChoiceParts:
         self.tool_calls: list[_ToolCallParts] = []
         self.calls_by_index: dict[int, _ToolCallParts] = {}
         self.finish_reason: Optional[str] = None
+        self.refusal: list[str] = []
+        self.details: dict[Any, dict[str, Any]] = {}
+        self.annotations: list[Mapping[str, Any]] = []
+
+    def add_reasoning_detail(self, fragment: Mapping[str, Any]) -> None:
+        """Merge one reasoning-part fragment into the part with its ``index``.
+
+        Text fields (``text``, ``summary``, ``data``) are concatenated; any
+        other field is set by the latest fragment that has it (a signature
+        arrives after its text). Fragments without an index are parts of their own.
+        """
+        key = fragment.get("index", ("unindexed", len(self.details)))
+        part = self.details.get(key)
+        if part is None:
+            self.details[key] = dict(fragment)
+            return
+        for name, value in fragment.items():
+            if value is None:
+                continue
+            if name in _JOINED_DETAIL_FIELDS and isinstance(part.get(name), str):
+                part[name] += value
+            else:
+                part[name] = value
 
     def add_tool_call(self, fragment: ToolCallDelta) -> None:
         call = self.calls_by_index.get(fragment.index)
@@ -157,6 +185,9 @@ class _ChoiceParts:
             content="".join(self.content) if self.content else None,
             tool_calls=tuple(call.build() for call in self.tool_calls),
             reasoning="".join(self.reasoning) if self.reasoning else None,
+            refusal="".join(self.refusal) if self.refusal else None,
+            reasoning_details=tuple(self.details.values()),
+            annotations=tuple(self.annotations),
         )
         return ResponseChoice(index=index, message=message, finish_reason=self.finish_reason)
 
@@ -169,7 +200,11 @@ class ResponseBuilder:
     (also when text comes first, when several calls stream in parallel, or
     when a provider sends each call whole with no index). The last non-None
     finish reason, the last usage and the last model named win; id,
-    provider and created come from the first chunk that has them. Chunks themselves are not kept.
+    provider and created come from the first chunk that has them. Refusal
+    text is joined apart from content, citations (``annotations``) are kept
+    in order, and reasoning-part fragments (``reasoning_details``) are
+    merged by index into the message's parts, ready to go back to the
+    provider on the next turn. Chunks themselves are not kept.
 
     Args:
         provider: the provider name to use when no chunk names one.
@@ -219,6 +254,11 @@ class ResponseBuilder:
                 parts.reasoning.append(delta.reasoning)
             for fragment in delta.tool_calls:
                 parts.add_tool_call(fragment)
+            if delta.refusal:
+                parts.refusal.append(delta.refusal)
+            for detail in delta.reasoning_details:
+                parts.add_reasoning_detail(detail)
+            parts.annotations.extend(delta.annotations)
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
 

@@ -9,7 +9,8 @@ reads that shape back, so a chunk can be re-emitted to any OpenAI client.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from types import MappingProxyType
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import attrs
 
@@ -48,6 +49,29 @@ def _add_calls_and_reasoning(
     return data
 
 
+def _add_extras(
+    data: dict[str, Any],
+    refusal: Optional[str],
+    reasoning_details: Tuple[Mapping[str, Any], ...],
+    annotations: Tuple[Mapping[str, Any], ...],
+) -> dict[str, Any]:
+    """Add ``refusal``, ``reasoning_details`` and ``annotations`` when set (else nothing)."""
+    if refusal is not None:
+        data["refusal"] = refusal
+    if reasoning_details:
+        data["reasoning_details"] = [dict(part) for part in reasoning_details]
+    if annotations:
+        data["annotations"] = [dict(annotation) for annotation in annotations]
+    return data
+
+
+def _dicts(value: Any) -> Tuple[Mapping[str, Any], ...]:
+    """Return the JSON objects of a list (anything else is left out)."""
+    if not isinstance(value, (list, tuple)):
+        return ()
+    return tuple(item for item in value if isinstance(item, Mapping))
+
+
 def _read_reasoning(data: dict[str, Any]) -> Optional[str]:
     """Return a delta's or message's ``reasoning_content``, else its ``reasoning`` (OpenRouter)."""
     reasoning = data.get("reasoning_content")
@@ -64,18 +88,32 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = attrs.field()
+    #: Prompt tokens served from the provider's cache (included in
+    #: ``prompt_tokens``), when the provider says; ``None`` otherwise.
+    cached_tokens: Optional[int] = attrs.field(default=None, kw_only=True)
+    #: Reasoning tokens (included in ``completion_tokens``), when the provider says.
+    reasoning_tokens: Optional[int] = attrs.field(default=None, kw_only=True)
 
     @total_tokens.default
     def _sum_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def to_dict(self) -> dict[str, int]:
-        """Return OpenAI's ``usage`` object."""
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        """Return OpenAI's ``usage`` object.
+
+        ``prompt_tokens_details.cached_tokens`` and
+        ``completion_tokens_details.reasoning_tokens`` are present only when known.
+        """
+        data: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cached_tokens is not None:
+            data["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens is not None:
+            data["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Usage:
@@ -83,7 +121,19 @@ class Usage:
         prompt = int(data.get("prompt_tokens") or 0)
         completion = int(data.get("completion_tokens") or 0)
         total = data.get("total_tokens")
-        return cls(prompt, completion, int(total) if total is not None else prompt + completion)
+        return cls(
+            prompt,
+            completion,
+            int(total) if total is not None else prompt + completion,
+            cached_tokens=_detail(data, "prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens=_detail(data, "completion_tokens_details", "reasoning_tokens"),
+        )
+
+
+def _detail(data: dict[str, Any], group: str, key: str) -> Optional[int]:
+    details = data.get(group)
+    value = details.get(key) if isinstance(details, dict) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @attrs.frozen
@@ -129,18 +179,33 @@ class Delta:
     """What one chunk adds to a choice: a role, text, tool-call fragments or reasoning.
 
     ``reasoning`` holds thinking/reasoning text, which is never mixed into
-    ``content``.
+    ``content``; ``refusal`` holds a model's refusal text, also kept apart
+    (OpenAI's ``delta.refusal``). ``reasoning_details`` are fragments of the
+    opaque reasoning parts a provider wants back on the next turn, in
+    OpenRouter's convention (``{"type": "reasoning.text" | "reasoning.encrypted"
+    | "reasoning.summary", "index", "format", "id", ...}``; fragments with the
+    same ``index`` belong to one part). ``annotations`` are citations in
+    OpenAI's ``annotations`` shape (``{"type": "url_citation", "url_citation":
+    {...}}``).
     """
 
     role: Optional[str] = None
     content: Optional[str] = None
     tool_calls: Tuple[ToolCallDelta, ...] = attrs.field(default=(), converter=tuple)
     reasoning: Optional[str] = None
+    refusal: Optional[str] = attrs.field(default=None, kw_only=True)
+    reasoning_details: Tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=tuple, kw_only=True
+    )
+    annotations: Tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=tuple, kw_only=True
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Return OpenAI's ``delta`` object (absent fields are left out)."""
         data = _drop_none({"role": self.role, "content": self.content})
-        return _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
+        data = _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
+        return _add_extras(data, self.refusal, self.reasoning_details, self.annotations)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Delta:
@@ -151,7 +216,17 @@ class Delta:
             content=data.get("content"),
             tool_calls=tuple(ToolCallDelta.from_dict(call, i) for i, call in enumerate(calls)),
             reasoning=_read_reasoning(data),
+            refusal=data.get("refusal"),
+            reasoning_details=_dicts(data.get("reasoning_details")),
+            annotations=_dicts(data.get("annotations")),
         )
+
+
+def _read_only(event: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """Return a read-only view of a decoded event (None stays None)."""
+    if event is None or isinstance(event, MappingProxyType):
+        return event
+    return MappingProxyType(event) if isinstance(event, dict) else event
 
 
 @attrs.frozen
@@ -187,6 +262,11 @@ class Chunk:
     A chunk may carry no text at all: a role-only first chunk, a finish-only
     last chunk, or a usage-only chunk with no choices. Use
     :func:`litestream.extract_content` to get its text or ``None``.
+
+    ``provider_event`` is a read-only view of the decoded provider event the
+    chunk came from (``None`` for chunks built otherwise), so that what the
+    normalized shape cannot express (built-in tool calls, new event types)
+    stays reachable. It takes no part in equality and is not in ``to_dict()``.
     """
 
     id: Optional[str] = None
@@ -195,6 +275,9 @@ class Chunk:
     created: Optional[int] = None
     choices: Tuple[Choice, ...] = attrs.field(default=(), converter=tuple)
     usage: Optional[Usage] = None
+    provider_event: Optional[Mapping[str, Any]] = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, converter=_read_only
+    )
 
     @property
     def content(self) -> Optional[str]:
@@ -216,7 +299,10 @@ class Chunk:
         not count as content for the first-chunk and idle deadlines.
         """
         return any(
-            choice.delta.content or choice.delta.reasoning or choice.delta.tool_calls
+            choice.delta.content
+            or choice.delta.reasoning
+            or choice.delta.tool_calls
+            or choice.delta.refusal
             for choice in self.choices
         )
 
@@ -276,17 +362,33 @@ class ToolCall:
 
 @attrs.frozen
 class Message:
-    """A whole message of a response: role, text, tool calls and reasoning."""
+    """A whole message of a response: role, text, tool calls and reasoning.
+
+    ``refusal`` is a refusal kept apart from ``content``; ``annotations``
+    are citations in OpenAI's shape. ``reasoning_details`` are the opaque
+    reasoning parts (OpenRouter's convention: Anthropic thinking blocks with
+    their ``signature``, Gemini ``thoughtSignature``s, Responses reasoning
+    items with ``encrypted_content``); appending ``to_dict()`` to the next
+    request's messages sends them back to the same provider.
+    """
 
     role: str = "assistant"
     content: Optional[str] = None
     tool_calls: Tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
     reasoning: Optional[str] = None
+    refusal: Optional[str] = attrs.field(default=None, kw_only=True)
+    reasoning_details: Tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=tuple, kw_only=True
+    )
+    annotations: Tuple[Mapping[str, Any], ...] = attrs.field(
+        default=(), converter=tuple, kw_only=True
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return OpenAI's ``message`` object."""
+        """Return OpenAI's ``message`` object (with ``reasoning_details`` when there are any)."""
         data: dict[str, Any] = {"role": self.role, "content": self.content}
-        return _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
+        data = _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
+        return _add_extras(data, self.refusal, self.reasoning_details, self.annotations)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
@@ -296,6 +398,9 @@ class Message:
             content=data.get("content"),
             tool_calls=tuple(ToolCall.from_dict(call) for call in data.get("tool_calls") or ()),
             reasoning=_read_reasoning(data),
+            refusal=data.get("refusal"),
+            reasoning_details=_dicts(data.get("reasoning_details")),
+            annotations=_dicts(data.get("annotations")),
         )
 
 

@@ -178,6 +178,30 @@ def read_with_ollama(server: FakeLLMServer, provider: str, case: Path) -> Outcom
     return outcome
 
 
+def read_with_openai_responses(server: FakeLLMServer, provider: str, case: Path) -> Outcome:
+    openai = pytest.importorskip("openai")
+    outcome = Outcome()
+    server.replay(case)
+    with openai.OpenAI(base_url=server.api_base(provider), api_key="x", max_retries=0) as client:
+        try:
+            for event in client.responses.create(model="model-from-transcript", input="Hi",
+                                                 stream=True):
+                if event.type == "response.output_text.delta":
+                    outcome.text.append(event.delta)
+                elif event.type == "response.output_item.done" and (
+                        event.item.type == "function_call"):
+                    outcome.tool_calls.append(
+                        (event.item.name, _arguments(event.item.arguments)))
+                elif event.type in ("response.completed", "response.incomplete"):
+                    usage = event.response.usage
+                    outcome.usage = (usage.input_tokens, usage.output_tokens)
+                elif event.type == "response.failed":
+                    outcome.failed = True
+        except openai.APIError:
+            outcome.failed = True
+    return outcome
+
+
 OFFICIAL: dict[str, Callable[[FakeLLMServer, str, Path], Outcome]] = {
     "openai": read_with_openai,
     "openrouter": read_with_openai,
@@ -185,6 +209,7 @@ OFFICIAL: dict[str, Callable[[FakeLLMServer, str, Path], Outcome]] = {
     "anthropic": read_with_anthropic,
     "gemini": read_with_genai,
     "ollama": read_with_ollama,
+    "openai_responses": read_with_openai_responses,
 }
 
 

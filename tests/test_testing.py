@@ -29,6 +29,8 @@ STREAM_REQUESTS = {
     "gemini": ("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
                {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}),
     "ollama": ("/api/chat", {"model": "llama3.2", "messages": MESSAGES, "stream": True}),
+    "openai_responses": ("/v1/responses", {"model": "gpt-5-mini", "input": "Hi",
+                                           "stream": True}),
 }
 
 
@@ -70,6 +72,9 @@ def content_of(provider: str, events: list[tuple[str | None, object]]) -> str:
             for part in data["candidates"][0]["content"]["parts"]:
                 if not part.get("thought"):
                     pieces.append(part.get("text", ""))
+        elif provider == "openai_responses":
+            if name == "response.output_text.delta":
+                pieces.append(data["delta"])
         else:
             pieces.append(data["message"]["content"])
     return "".join(pieces)

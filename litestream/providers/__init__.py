@@ -15,6 +15,7 @@ from litestream.providers.mistral import MistralProvider
 from litestream.providers.ollama import OllamaProvider
 from litestream.providers.openai import OpenAIProvider
 from litestream.providers.openai_compatible import OpenAICompatibleProvider
+from litestream.providers.openai_responses import OpenAIResponsesProvider
 from litestream.providers.openrouter import OpenRouterProvider
 
 __all__ = ["PROVIDERS", "Provider", "get_provider", "is_provider", "provider_key"]
@@ -30,6 +31,7 @@ PROVIDERS: dict[str, Provider] = {
         OpenRouterProvider(),
         OllamaProvider(),
         OpenAICompatibleProvider(),
+        OpenAIResponsesProvider(),
     )
 }
 

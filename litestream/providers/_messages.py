@@ -10,12 +10,20 @@ request fails the same way whatever the provider: a
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import attrs
 
 from litestream import errors
 from litestream.providers.base import join_text
+
+_log = logging.getLogger("litestream.providers")
+
+#: ``format`` of the reasoning parts each provider hands back (OpenRouter's names).
+ANTHROPIC_REASONING = "anthropic-claude-v1"
+GEMINI_REASONING = "google-gemini-v1"
+RESPONSES_REASONING = "openai-responses-v1"
 
 #: Roles an OpenAI chat request may use (``function`` is the legacy tool role).
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -374,3 +382,51 @@ def split_data_url(url: str) -> Optional[tuple[str, str]]:
     if encoding != "base64":
         return None
     return media_type or "application/octet-stream", data
+
+
+def reasoning_parts(
+    message: Mapping[str, Any], position: int, reasoning_format: str
+) -> list[Mapping[str, Any]]:
+    """Return the ``reasoning_details`` of an assistant message that ``reasoning_format`` owns.
+
+    Parts are kept in their order. Parts of another format (reasoning made
+    by another provider) cannot be sent anywhere else, so they are dropped,
+    with a debug log, never sent as garbage.
+
+    Raises:
+        ConfigurationError: ``reasoning_details`` is not a list of objects with a ``type``.
+    """
+    details = message.get("reasoning_details")
+    if not details:
+        return []
+    if not isinstance(details, (list, tuple)):
+        raise errors.ConfigurationError(
+            f"messages[{position}]['reasoning_details'] must be a list"
+        )
+    kept = []
+    for number, part in enumerate(details):
+        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+            raise errors.ConfigurationError(
+                f"messages[{position}]['reasoning_details'][{number}] must be an object "
+                "with a 'type'"
+            )
+        if part.get("format") == reasoning_format:
+            kept.append(part)
+        else:
+            _log.debug(
+                "dropping messages[%d]['reasoning_details'][%d]: format %r is not %r",
+                position, number, part.get("format"), reasoning_format,
+            )
+    return kept
+
+
+def without_reasoning_details(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return ``message`` without ``reasoning_details`` (logged at debug level when dropped).
+
+    For providers that take OpenAI's message shape but have no use for
+    another provider's opaque reasoning parts.
+    """
+    if "reasoning_details" not in message:
+        return message
+    _log.debug("dropping reasoning_details of an assistant message: not this provider's")
+    return {key: value for key, value in message.items() if key != "reasoning_details"}

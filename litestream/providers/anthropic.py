@@ -118,9 +118,16 @@ class AnthropicProvider(Provider):
             thoughts: list[str] = []
             calls = []
             served_by = as_str(data.get("model"), "model") or model
+            details: list[Mapping[str, Any]] = []
+            annotations: list[Mapping[str, Any]] = []
             for raw_block in as_list(data.get("content"), "content"):
                 block = as_dict(raw_block, "content block")
                 kind = block.get("type")
+                detail = reasoning_detail(block, len(details))
+                if detail is not None:
+                    details.append(detail)
+                annotations.extend(citation_annotation(citation) for citation in
+                                   as_list(block.get("citations"), "citations"))
                 if kind == "fallback":  # a refusal fallback: the ``to`` model answered
                     target = as_dict(block.get("to"), "fallback target")
                     served_by = as_str(target.get("model"), "model") or served_by
@@ -147,6 +154,8 @@ class AnthropicProvider(Provider):
                             content="".join(texts) if texts else None,
                             tool_calls=calls,
                             reasoning="".join(thoughts) if thoughts else None,
+                            reasoning_details=details,
+                            annotations=annotations,
                         ),
                         finish_reason=normalize_stop_reason(
                             as_str(data.get("stop_reason"), "stop_reason")
@@ -252,7 +261,7 @@ def _image_block(url: str) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    blocks = _user_blocks(message, position)
+    blocks = _thinking_blocks(message, position) + _user_blocks(message, position)
     for call in _messages.assistant_tool_calls(message, position):
         if not call.id:
             raise errors.ConfigurationError(
@@ -262,6 +271,50 @@ def _assistant_blocks(message: Mapping[str, Any], position: int) -> list[Mapping
             {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
         )
     return blocks
+
+
+def _thinking_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
+    """Return the thinking blocks of an earlier answer, first, exactly as Anthropic sent them.
+
+    With extended thinking, a tool_use must be preceded by the thinking that
+    led to it, signature included, or the API rejects the turn.
+    """
+    blocks: list[Mapping[str, Any]] = []
+    for part in _messages.reasoning_parts(message, position, _messages.ANTHROPIC_REASONING):
+        if part["type"] == "reasoning.text":
+            block = {"type": "thinking", "thinking": part.get("text") or ""}
+            if part.get("signature") is not None:
+                block["signature"] = part["signature"]
+            blocks.append(block)
+        elif part["type"] == "reasoning.encrypted":
+            blocks.append({"type": "redacted_thinking", "data": part.get("data") or ""})
+    return blocks
+
+
+def citation_annotation(raw: Any) -> dict[str, Any]:
+    """Return an Anthropic citation in OpenAI's ``annotations`` shape.
+
+    A web search result becomes a ``url_citation``; a document location
+    keeps its own type as the annotation's type (``char_location``...).
+    """
+    citation = dict(as_dict(raw, "citation"))
+    kind = as_str(citation.pop("type", None), "citation type") or "citation"
+    if kind == "web_search_result_location":
+        return {"type": "url_citation", "url_citation": citation}
+    return {"type": kind, kind: citation}
+
+
+def reasoning_detail(block: Mapping[str, Any], index: int) -> Optional[dict[str, Any]]:
+    """Return the reasoning part of a ``thinking`` or ``redacted_thinking`` block (else None)."""
+    kind = block.get("type")
+    if kind == "thinking":
+        return {"type": "reasoning.text", "text": as_str(block.get("thinking"), "thinking") or "",
+                "signature": as_str(block.get("signature"), "signature") or None,
+                "format": _messages.ANTHROPIC_REASONING, "index": index}
+    if kind == "redacted_thinking":
+        return {"type": "reasoning.encrypted", "data": as_str(block.get("data"), "data"),
+                "format": _messages.ANTHROPIC_REASONING, "index": index}
+    return None
 
 
 def _tool_result_block(message: Mapping[str, Any], position: int) -> dict[str, Any]:
@@ -324,6 +377,7 @@ class AnthropicStreamParser(StreamParser):
         self.prompt_tokens = 0
         self._tool_index_by_block: dict[int, int] = {}
         self._text_blocks: set[int] = set()
+        self._reasoning_by_block: dict[int, int] = {}  # block index -> reasoning part index
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks of one event; raise a typed error for an ``error`` event."""
@@ -417,10 +471,41 @@ class AnthropicStreamParser(StreamParser):
     def _error(self, payload: Mapping[str, Any]) -> list[Chunk]:
         raise in_band_error(payload, provider=self.provider, model=self.model)
 
+    def _block_start_with_reasoning(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        """Also emit the reasoning part a thinking or redacted_thinking block opens."""
+        block = as_dict(payload.get("content_block"), "content block")
+        detail = reasoning_detail(block, len(self._reasoning_by_block))
+        if detail is None:
+            return self._content_block_start(payload)
+        self._reasoning_by_block[as_int(payload.get("index"), "block index") or 0] = detail["index"]
+        thinking = detail.get("text") or None
+        return [self.make_chunk(Delta(reasoning=thinking, reasoning_details=(detail,)))]
+
+    def _block_delta_with_reasoning(self, payload: Mapping[str, Any]) -> list[Chunk]:
+        """Also carry thinking text and signatures as reasoning parts, and citations."""
+        delta = as_dict(payload.get("delta"), "delta")
+        kind = delta.get("type")
+        if kind == "citations_delta":
+            annotation = citation_annotation(delta.get("citation"))
+            return [self.make_chunk(Delta(annotations=(annotation,)))]
+        index = self._reasoning_by_block.get(as_int(payload.get("index"), "block index") or 0)
+        if index is None or kind not in ("thinking_delta", "signature_delta"):
+            return self._content_block_delta(payload)
+        part: dict[str, Any] = {"type": "reasoning.text",
+                                "format": _messages.ANTHROPIC_REASONING, "index": index}
+        if kind == "signature_delta":
+            part["signature"] = as_str(delta.get("signature"), "signature")
+            return [self.make_chunk(Delta(reasoning_details=(part,)))]
+        thinking = as_str(delta.get("thinking"), "thinking")
+        if not thinking:
+            return []
+        part["text"] = thinking
+        return [self.make_chunk(Delta(reasoning=thinking, reasoning_details=(part,)))]
+
     _handlers = {
         "message_start": _message_start,
-        "content_block_start": _content_block_start,
-        "content_block_delta": _content_block_delta,
+        "content_block_start": _block_start_with_reasoning,
+        "content_block_delta": _block_delta_with_reasoning,
         "message_delta": _message_delta,
         "message_stop": _message_stop,
         "error": _error,

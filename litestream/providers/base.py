@@ -57,6 +57,9 @@ class StreamParser:
         self.response_id: Optional[str] = None
         self.response_model: Optional[str] = None
         self.created: Optional[int] = int(time.time())
+        # The latest decoded event (from ``load_json``): chunks made from it
+        # keep it as their read-only ``provider_event``.
+        self.provider_event: Any = None
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks ``event`` produces; raise a LitestreamError for an error event."""
@@ -75,7 +78,8 @@ class StreamParser:
     def load_json(self, data: str) -> Any:
         """Parse one event's JSON; raise ProtocolError (with a short excerpt) if it is not JSON."""
         try:
-            return json.loads(data)
+            self.provider_event = json.loads(data)
+            return self.provider_event
         except ValueError:
             excerpt = data[:80] + ("..." if len(data) > 80 else "")
             raise errors.ProtocolError(
@@ -123,6 +127,7 @@ class StreamParser:
             created=self.created,
             choices=tuple(choices),
             usage=usage,
+            provider_event=self.provider_event if type(self.provider_event) is dict else None,
         )
 
 

@@ -16,6 +16,7 @@ There is no ``[DONE]``.
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
 import re
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -61,6 +62,8 @@ _CONTENT_FILTER_REASONS = frozenset(
         "IMAGE_RECITATION",
     }
 )
+
+_log = logging.getLogger("litestream.providers")
 
 # OpenAI request keys and where they go in generationConfig.
 _GENERATION_KEYS = {
@@ -309,7 +312,61 @@ def _model_parts(message: Mapping[str, Any], position: int) -> list[Mapping[str,
     parts = _user_parts(message, position)
     for call in _messages.assistant_tool_calls(message, position):
         parts.append({"functionCall": {"name": call.name, "args": dict(call.arguments)}})
-    return parts
+    return _with_thought_signatures(parts, message, position)
+
+
+def _with_thought_signatures(
+    parts: list[Mapping[str, Any]], message: Mapping[str, Any], position: int
+) -> list[Mapping[str, Any]]:
+    """Put each ``thoughtSignature`` of an earlier answer back on the part it came with.
+
+    A signature that came with a function call goes on that call's part
+    (found by ``tool_call_index``); Gemini rejects a function call of a
+    thinking model without it. One that came with text goes on the first
+    text part, or is dropped (debug log) when the turn has no text.
+    """
+    signatures = _messages.reasoning_parts(message, position, _messages.GEMINI_REASONING)
+    if not signatures:
+        return parts
+    calls = [number for number, part in enumerate(parts) if "functionCall" in part]
+    texts = [number for number, part in enumerate(parts) if "text" in part]
+    placed = [dict(part) for part in parts]
+    for detail in signatures:
+        call_number = detail.get("tool_call_index")
+        if isinstance(call_number, int) and 0 <= call_number < len(calls):
+            placed[calls[call_number]]["thoughtSignature"] = detail.get("data")
+        elif call_number is None and texts:
+            placed[texts[0]].setdefault("thoughtSignature", detail.get("data"))
+        else:
+            _log.debug("dropping a thoughtSignature of messages[%d]: no part to carry it",
+                       position)
+    return placed
+
+
+def signature_details(
+    candidate: Mapping[str, Any], first_call: int, first_index: int
+) -> list[dict[str, Any]]:
+    """Return the ``thoughtSignature``s of a candidate's parts as reasoning parts.
+
+    A signature on a ``functionCall`` part records which call it belongs to
+    (``tool_call_index``, counted over the whole answer from ``first_call``).
+    """
+    details: list[dict[str, Any]] = []
+    call_number = first_call
+    content = as_dict(candidate.get("content"), "content")
+    for raw_part in as_list(content.get("parts"), "parts"):
+        part = as_dict(raw_part, "part")
+        is_call = bool(as_dict(part.get("functionCall"), "functionCall"))
+        signature = as_str(part.get("thoughtSignature"), "thoughtSignature")
+        if signature:
+            detail: dict[str, Any] = {"type": "reasoning.encrypted", "data": signature,
+                                      "format": _messages.GEMINI_REASONING,
+                                      "index": first_index + len(details)}
+            if is_call:
+                detail["tool_call_index"] = call_number
+            details.append(detail)
+        call_number += is_call
+    return details
 
 
 def _function_response(
@@ -438,6 +495,7 @@ def _response_choice(candidate: Mapping[str, Any], position: int) -> ResponseCho
             content=parts.text,
             tool_calls=[ToolCall(id=i, name=n or "", arguments=a) for i, n, a in parts.calls],
             reasoning=parts.reasoning,
+            reasoning_details=signature_details(candidate, 0, 0),
         ),
         finish_reason=normalize_finish_reason(reason, bool(parts.calls)),
     )
@@ -459,6 +517,7 @@ class GeminiStreamParser(StreamParser):
         self._usage: Optional[Usage] = None
         self._roles_sent: set[int] = set()
         self._unframed = _JSONLines()
+        self._signature_count = 0  # reasoning parts numbered over the whole answer
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks of one event; raise a typed error for an error object.
@@ -525,6 +584,8 @@ class GeminiStreamParser(StreamParser):
     ) -> tuple[Optional[Chunk], bool]:
         parts = _CandidateParts(candidate)
         first_call = self._calls_per_candidate.get(index, 0)
+        signatures = signature_details(candidate, first_call, self._signature_count)
+        self._signature_count += len(signatures)
         calls = [
             ToolCallDelta(index=first_call + number, id=call_id, name=name, arguments=arguments)
             for number, (call_id, name, arguments) in enumerate(parts.calls)
@@ -534,11 +595,12 @@ class GeminiStreamParser(StreamParser):
             as_str(candidate.get("finishReason"), "finishReason"),
             self._calls_per_candidate[index] > 0,
         )
-        if not (parts.text or calls or parts.reasoning or reason):
+        if not (parts.text or calls or parts.reasoning or reason or signatures):
             return None, False
         role = None if index in self._roles_sent else "assistant"
         self._roles_sent.add(index)
-        delta = Delta(role=role, content=parts.text, tool_calls=calls, reasoning=parts.reasoning)
+        delta = Delta(role=role, content=parts.text, tool_calls=calls, reasoning=parts.reasoning,
+                      reasoning_details=signatures)
         return self.make_chunk(delta, reason, index=index), reason is not None
 
 

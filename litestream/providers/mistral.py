@@ -47,7 +47,8 @@ class MistralProvider(OpenAIProvider):
 
     def convert_message(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
         """Return the message without None values and the keys Mistral refuses."""
-        converted = {key: value for key, value in message.items() if value is not None}
+        converted = {key: value for key, value in
+                     _messages.without_reasoning_details(message).items() if value is not None}
         for key in _DROPPED_MESSAGE_KEYS:
             converted.pop(key, None)
         if converted.get("role") != "tool":

@@ -118,8 +118,11 @@ class OpenAIProvider(Provider):
         return body
 
     def convert_message(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Return one message as sent; OpenAI takes its own format unchanged."""
-        return message
+        """Return one message as sent; OpenAI takes its own format unchanged.
+
+        Another provider's opaque ``reasoning_details`` are left out (debug log).
+        """
+        return _messages.without_reasoning_details(message)
 
     def stream_parser(self, model: str) -> OpenAIStreamParser:
         """Return a parser for one ``chat.completion.chunk`` SSE stream."""

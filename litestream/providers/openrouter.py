@@ -10,6 +10,8 @@ top-level ``error`` and ``finish_reason: "error"``, which raises.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from litestream.providers.openai import OpenAIProvider
 
 __all__ = ["OpenRouterProvider"]
@@ -27,3 +29,7 @@ class OpenRouterProvider(OpenAIProvider):
     env_var = "OPENROUTER_API_KEY"
     base_url_env_var = "OPENROUTER_BASE_URL"
     default_model = "openai/gpt-4o-mini"
+
+    def convert_message(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return one message unchanged: ``reasoning_details`` is OpenRouter's own convention."""
+        return message

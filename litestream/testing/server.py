@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
 
 from litestream.testing import encoders
+from litestream.testing.encoders import responses
 from litestream.testing.handler import Context, Handler
 from litestream.testing.replies import DEFAULT_TEXT, Replay, Script, tool_spec
 from litestream.testing.state import Connection, RecordedRequest, ServerState, shutdown
@@ -27,6 +28,7 @@ _API_BASE_SUFFIX = {
     "mistral": "/v1",
     "openai_compatible": "/v1",
     "openrouter": "/api/v1",
+    "openai_responses": "/v1",
     "anthropic": "",
     "gemini": "",
     "ollama": "",
@@ -189,6 +191,23 @@ class FakeLLMServer:
         return variables
 
     # -- scripting ------------------------------------------------------------
+
+    def script_responses(self, **options: Any) -> None:
+        """Queue one streamed Responses API answer (``POST /v1/responses``).
+
+        For what :meth:`script` cannot say in that dialect. Options are the
+        fields of :class:`litestream.testing.encoders.responses.ResponsesScript`:
+        ``text_pieces``, ``reasoning_pieces`` (a summary, with
+        ``encrypted_content``), ``refusal_pieces``, ``tool_calls`` (dicts as
+        for :meth:`script`), ``status`` (``completed``, ``incomplete`` with
+        ``incomplete_reason``, ``failed`` with ``error_code`` and
+        ``error_message``), ``error_after`` (an ``error`` event after that
+        many content events), ``prompt_tokens``, ``completion_tokens``,
+        ``reasoning_tokens``, ``model``.
+        """
+        calls = tuple(tool_spec(call) for call in options.pop("tool_calls", ()))
+        script = responses.ResponsesScript(tool_calls=calls, **options)
+        self.replay(responses.stream_body(script))
 
     def replay(
         self,

@@ -25,6 +25,7 @@ EXPECTED = {
         "sse",
     ),
     "ollama": ("http://localhost:11434", None, "OLLAMA_HOST", "ndjson"),
+    "openai_responses": ("https://api.openai.com/v1", "OPENAI_API_KEY", "OPENAI_BASE_URL", "sse"),
 }
 
 

@@ -29,6 +29,8 @@ MODELS = {
     "ollama": "llama3.2",
 }
 PROVIDERS = list(MODELS)
+# Read from recorded transcripts too, but not part of the scripted fault matrix.
+MODELS["openai_responses"] = "gpt-5-mini"
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "streams"
 PLAIN_TRANSCRIPTS = {"openrouter": "keepalive_plain"}

@@ -36,6 +36,7 @@ from litestream.testing.encoders.base import (
 from litestream.testing.encoders.gemini import GeminiWire
 from litestream.testing.encoders.ollama import OllamaWire
 from litestream.testing.encoders.openai import MistralWire, OpenAIWire, OpenRouterWire
+from litestream.testing.encoders.responses import ResponsesWire
 
 __all__ = [
     "CONTENT", "DONE", "HEAD", "OTHER", "STALL", "TAIL", "WIRES", "Event", "ReplySpec",
@@ -51,6 +52,7 @@ WIRES: dict[str, Wire] = {
     "anthropic": AnthropicWire(),
     "gemini": GeminiWire(),
     "ollama": OllamaWire(),
+    "openai_responses": ResponsesWire(),
 }
 
 # ---------------------------------------------------------------------------
@@ -80,6 +82,8 @@ def route(method: str, path: str, body: Any) -> Optional[RequestContext]:
     if path == "/v1/chat/completions":
         provider = "mistral" if _MISTRAL_MODEL.match(model) else "openai"
         return RequestContext(provider, model, stream, include_usage)
+    if path == "/v1/responses":
+        return RequestContext("openai_responses", model, stream)
     if path == "/api/v1/chat/completions":
         return RequestContext("openrouter", model, stream, include_usage)
     if path == "/v1/messages":
