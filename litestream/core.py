@@ -21,7 +21,7 @@ import attrs
 
 from litestream import errors, transport
 from litestream.options import OPTION_NAMES, CallOptions, check_request_keys
-from litestream.providers import get_provider
+from litestream.providers import _messages, get_provider
 from litestream.providers import is_provider as is_provider  # re-exported for integrations
 from litestream.providers import provider_key as provider_key
 from litestream.providers.base import Provider
@@ -34,7 +34,6 @@ __all__ = ["completion", "extract_content"]
 
 logger = logging.getLogger("litestream")
 
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
 def split_model(provider: str, model: Optional[str]) -> tuple[str, str]:
@@ -53,27 +52,7 @@ def split_model(provider: str, model: Optional[str]) -> tuple[str, str]:
 
 def validate_request(request: Mapping[str, Any]) -> list[str]:
     """Return every problem of an OpenAI-style chat request (an empty list when it is fine)."""
-    problems = []
-    messages = request.get("messages")
-    if not isinstance(messages, (list, tuple)) or not messages:
-        problems.append("'messages' must be a non-empty list of {'role': ..., 'content': ...}")
-        messages = ()
-    for position, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            problems.append(f"messages[{position}] is a {type(message).__name__}, not a dict")
-            continue
-        role = message.get("role")
-        if role is None:
-            problems.append(f"messages[{position}] has no 'role'")
-        elif role not in _ROLES:
-            problems.append(f"messages[{position}] has an unknown role {role!r}")
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list, tuple)):
-            problems.append(
-                f"messages[{position}]['content'] must be a string or a list of parts"
-            )
-        if content is None and role in ("user", "system") and not message.get("tool_calls"):
-            problems.append(f"messages[{position}] ({role}) has no 'content'")
+    problems = _messages.message_problems(request.get("messages"))
     stream = request.get("stream")
     if stream is not None and not isinstance(stream, bool):
         problems.append(f"'stream' must be True or False, not {stream!r}")

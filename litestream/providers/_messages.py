@@ -55,33 +55,46 @@ class RequestedToolCall:
     arguments: Mapping[str, Any]
 
 
-def read_messages(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Return the request's messages after checking their roles and content types.
+def message_problems(messages: Any) -> list[str]:
+    """Return every problem of a chat request's ``messages`` (an empty list when they are fine).
 
-    Raises:
-        ConfigurationError: no messages, a message that is not an object, a
-            missing or unknown role, or content that is neither a string, a
-            list of parts nor null.
+    The one check of messages: :func:`read_messages` raises with it, and
+    :func:`litestream.core.validate_request` reports it with the rest of
+    the request's problems.
     """
-    messages = request.get("messages")
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise errors.ConfigurationError("'messages' must be a non-empty list")
+        return ["'messages' must be a non-empty list of {'role': ..., 'content': ...}"]
+    problems = []
     for position, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise errors.ConfigurationError(
-                f"messages[{position}] is a {type(message).__name__}, not a dict"
-            )
+            problems.append(f"messages[{position}] is a {type(message).__name__}, not a dict")
+            continue
         role = message.get("role")
         if role is None:
-            raise errors.ConfigurationError(f"messages[{position}] has no 'role'")
-        if role not in ROLES:
-            raise errors.ConfigurationError(f"messages[{position}] has an unknown role {role!r}")
+            problems.append(f"messages[{position}] has no 'role'")
+        elif role not in ROLES:
+            problems.append(f"messages[{position}] has an unknown role {role!r}")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list, tuple)):
-            raise errors.ConfigurationError(
+            problems.append(
                 f"messages[{position}]['content'] must be a string or a list of parts, "
                 f"not {type(content).__name__}"
             )
+        if content is None and role in ("user", "system") and not message.get("tool_calls"):
+            problems.append(f"messages[{position}] ({role}) has no 'content'")
+    return problems
+
+
+def read_messages(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return the request's messages after checking them (see :func:`message_problems`).
+
+    Raises:
+        ConfigurationError: every problem :func:`message_problems` finds, in one message.
+    """
+    messages = request.get("messages")
+    problems = message_problems(messages)
+    if problems:
+        raise errors.ConfigurationError("; ".join(problems))
     return list(messages)
 
 

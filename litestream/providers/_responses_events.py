@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional
 
 from litestream import errors
+from litestream.providers import _wire
 from litestream.providers._messages import RESPONSES_REASONING
 from litestream.providers._wire import (
     as_dict,
@@ -112,21 +113,7 @@ EVENT_HANDLING: Mapping[str, str] = {
 
 def parse_usage(raw: Any) -> Optional[Usage]:
     """Return the Usage of a Responses ``usage`` object (cached and reasoning tokens kept)."""
-    usage = as_dict(raw, "usage")
-    if not usage:
-        return None
-    prompt = as_int(usage.get("input_tokens"), "input_tokens") or 0
-    completion = as_int(usage.get("output_tokens"), "output_tokens") or 0
-    total = as_int(usage.get("total_tokens"), "total_tokens")
-    input_details = as_dict(usage.get("input_tokens_details"), "input_tokens_details")
-    output_details = as_dict(usage.get("output_tokens_details"), "output_tokens_details")
-    return Usage(
-        prompt,
-        completion,
-        total if total is not None else prompt + completion,
-        cached_tokens=as_int(input_details.get("cached_tokens"), "cached_tokens"),
-        reasoning_tokens=as_int(output_details.get("reasoning_tokens"), "reasoning_tokens"),
-    )
+    return _wire.parse_usage(raw, prompt="input_tokens", completion="output_tokens")
 
 
 def annotation_of(raw: Any) -> dict[str, Any]:

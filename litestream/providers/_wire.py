@@ -14,8 +14,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
 from litestream.providers.base import describe_body, error_for_status, join_url
+from litestream.types import Usage
 
 __all__ = [
+    "parse_usage",
     "STATUS_FOR_ERROR_TYPE",
     "as_dict",
     "as_int",
@@ -93,6 +95,38 @@ def as_int(value: Any, what: str) -> Optional[int]:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise errors.ProtocolError(f"{what} is {_json_type(value)} {value!r}, expected an integer")
+
+
+def parse_usage(
+    raw: Any,
+    *,
+    prompt: str = "prompt_tokens",
+    completion: str = "completion_tokens",
+) -> Optional[Usage]:
+    """Return the Usage of an OpenAI-shaped ``usage`` object, or None when there is none.
+
+    The one parser of OpenAI's usage shape, for chat completions
+    (``prompt_tokens``, ``completion_tokens``) and the Responses API
+    (``prompt="input_tokens"``, ``completion="output_tokens"``): cached
+    input tokens come from ``<prompt>_details.cached_tokens``, reasoning
+    tokens from ``<completion>_details.reasoning_tokens``; a missing total
+    is the sum.
+    """
+    usage = as_dict(raw, "usage")
+    if not usage:
+        return None
+    prompt_tokens = as_int(usage.get(prompt), prompt) or 0
+    completion_tokens = as_int(usage.get(completion), completion) or 0
+    total = as_int(usage.get("total_tokens"), "total_tokens")
+    prompt_details = as_dict(usage.get(f"{prompt}_details"), f"{prompt}_details")
+    completion_details = as_dict(usage.get(f"{completion}_details"), f"{completion}_details")
+    return Usage(
+        prompt_tokens,
+        completion_tokens,
+        prompt_tokens + completion_tokens if total is None else total,
+        cached_tokens=as_int(prompt_details.get("cached_tokens"), "cached_tokens"),
+        reasoning_tokens=as_int(completion_details.get("reasoning_tokens"), "reasoning_tokens"),
+    )
 
 
 def _json_type(value: Any) -> str:

@@ -26,6 +26,7 @@ from litestream.providers._wire import (
     error_from_body,
     in_band_error,
     load_error_json,
+    parse_usage,
 )
 from litestream.providers.base import Provider, StreamParser
 from litestream.types import (
@@ -412,17 +413,6 @@ def _arguments_text(arguments: Any) -> Optional[str]:
     if isinstance(arguments, (Mapping, list)):
         return json.dumps(arguments)
     return as_str(arguments, "tool arguments")
-
-
-def parse_usage(raw: Any) -> Optional[Usage]:
-    """Return the Usage of an OpenAI ``usage`` object, or None when there is none."""
-    usage = as_dict(raw, "usage")
-    if not usage:
-        return None
-    prompt = as_int(usage.get("prompt_tokens"), "prompt_tokens") or 0
-    completion = as_int(usage.get("completion_tokens"), "completion_tokens") or 0
-    total = as_int(usage.get("total_tokens"), "total_tokens")
-    return Usage(prompt, completion, prompt + completion if total is None else total)
 
 
 def _response_choice(raw: Any) -> ResponseChoice:
