@@ -503,7 +503,6 @@ class _Reader:
 
     def _pump(self, response: requests.Response) -> bool:
         """Read and deliver until the provider's final event; True if the body reached EOF."""
-        state = self.state
         max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: StreamParser = self.provider.stream_parser(self.model)
@@ -533,7 +532,10 @@ class _Reader:
             if parser.done:
                 if body.complete:
                     return True  # the body's end came with the final event
-                state.close()  # deliver the end now; the rest may be slow to come
+                # The end is delivered only after the drain (bounded by
+                # _DRAIN_TIMEOUT): delivered first, a consumer dropping the
+                # stream at once would cancel the drain and lose the connection,
+                # and one sending its next request at once would race the release.
                 return self._drain()
 
     def _parse(self, parser: StreamParser, events: Iterable[Event]) -> list[Chunk]:

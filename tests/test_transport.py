@@ -20,9 +20,11 @@ from litestream.testing import FakeLLMServer
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server():
+    """A fresh server per test: nothing another test scripted is left queued."""
     with FakeLLMServer() as fake:
+        assert fake.pending == 0
         yield fake
 
 
