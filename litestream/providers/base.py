@@ -270,20 +270,23 @@ _QUOTA_HINTS = ("insufficient_quota", "quota", "billing")
 def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
     """Return the wait in seconds from ``retry-after-ms`` or ``retry-after`` (seconds or date)."""
     import email.utils
+    import math
     import time
 
     lowered = {key.lower(): value for key, value in headers.items()}
     milliseconds = lowered.get("retry-after-ms")
     if milliseconds is not None:
         try:
-            return max(0.0, float(milliseconds) / 1000.0)
+            seconds = float(milliseconds) / 1000.0
+            return max(0.0, seconds) if math.isfinite(seconds) else None
         except ValueError:
             pass
     value = lowered.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:
