@@ -10,6 +10,9 @@ errors here too, in :func:`error_from_response`.
 
 from __future__ import annotations
 
+import email.errors
+import http.client
+import json
 import re
 import socket
 import ssl
@@ -85,6 +88,14 @@ TABLE: tuple[tuple[type[BaseException], Factory], ...] = (
     (OSError, _message(errors.StreamConnectionError, "connection failed: {error}")),
     (urllib3.exceptions.HTTPError,
      _message(errors.StreamConnectionError, "the connection broke: {error}")),
+    (http.client.HTTPException,
+     _message(errors.StreamConnectionError, "the connection broke: {error}")),
+    (urllib3.exceptions.ProxySchemeUnsupported,
+     _message(errors.StreamConnectionError, "unusable proxy: {error}", retryable=False)),
+    (email.errors.MessageDefect,
+     _message(errors.ProtocolError, "malformed response headers: {error}")),
+    (json.JSONDecodeError, _message(errors.ProtocolError, "malformed JSON: {error}")),
+    (RecursionError, _message(errors.ProtocolError, "JSON nested too deeply: {error}")),
     (BaseException,
      _message(errors.LitestreamError, "unexpected {error.__class__.__name__}: {error}")),
 )
