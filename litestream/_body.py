@@ -11,13 +11,15 @@ that has arrived. It never waits for more bytes than are already there.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from litestream import errors
 
-__all__ = ["BodyReader"]
+__all__ = ["BodyReader", "MAX_INFLATE_PER_READ", "read_capped"]
 
 _READ_SIZE = 65536
+#: The most bytes one ``read()`` of a compressed body inflates to.
+MAX_INFLATE_PER_READ = 65536
 _MAX_SIZE_LINE = 4096
 
 
@@ -56,18 +58,23 @@ class BodyReader:
         """Return the body bytes that have arrived (at least one), or ``b""`` at its end.
 
         A body a server compressed although we asked for ``identity`` (gzip
-        or deflate) is decompressed as it arrives.
+        or deflate) is decompressed as it arrives, at most
+        :data:`MAX_INFLATE_PER_READ` bytes per call: a small compressed read
+        may stand for gigabytes, and what it has not yet given out waits in
+        the decompressor until the next call.
         """
         decompressor = self._decompressor
         if decompressor is None:
             return self._read_encoded()
         while True:
-            data = self._read_encoded()
+            data = decompressor.unconsumed_tail
             if not data:
-                self._decompressor = None
-                return decompressor.flush()
+                data = self._read_encoded()
+                if not data:
+                    self._decompressor = None
+                    return decompressor.flush()
             try:
-                text = decompressor.decompress(data)
+                text = decompressor.decompress(data, MAX_INFLATE_PER_READ)
             except zlib.error as error:
                 raise errors.ProtocolError(
                     f"a compressed body that does not decompress: {error}"
@@ -177,3 +184,33 @@ def _decompressor_for(encoding: str) -> Any:
         f"the server compressed the stream with {encoding!r}, which litestream cannot read "
         f"(it asks for identity and reads gzip and deflate)"
     )
+
+
+def read_capped(body: BodyReader, limit: int, truncate: bool = False,
+                on_bytes: Optional[Callable[[], None]] = None) -> bytes:
+    """Read a whole body of at most ``limit`` bytes (after decompression).
+
+    Args:
+        body: the reader.
+        limit: the most bytes kept.
+        truncate: past ``limit``, return the first ``limit`` bytes (an error
+            body only needs its start) instead of raising.
+        on_bytes: called after each read that returned bytes (the idle deadline).
+
+    Raises:
+        ProtocolError: the body is larger than ``limit`` and ``truncate`` is false.
+    """
+    pieces = bytearray()
+    while True:
+        data = body.read()
+        if not data:
+            return bytes(pieces)
+        if on_bytes is not None:
+            on_bytes()
+        if len(pieces) + len(data) > limit:
+            if truncate:
+                pieces += data[:limit - len(pieces)]
+                return bytes(pieces)
+            raise errors.ProtocolError(
+                f"the response body is larger than {limit} bytes, the most litestream reads")
+        pieces += data

@@ -74,6 +74,7 @@ _CREDENTIAL_PATTERNS = re.compile(
     r"|(?<=x-api-key: )\S+"
     r"|(?<=x-goog-api-key: )\S+"
     r"|(?<=authorization: )\S+(?: \S+)?"
+    r"|(?<=://)[^/?#@\s]+(?=@)"  # the userinfo of a URL (user:password@host)
     r")"
 )
 

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_FIRST_CHUNK_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_RESPONSE_TIMEOUT",
     "OPTION_NAMES",
     "REQUEST_KEYS",
     "RetryPolicy",
@@ -46,6 +47,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_FIRST_CHUNK_TIMEOUT = 120.0
 #: Seconds a stream may go without content once content has started.
 DEFAULT_IDLE_TIMEOUT = 120.0
+#: Seconds a whole-body (non-streaming) call may take when no ``timeout``
+#: is given: 600, as the official openai and anthropic SDKs.
+DEFAULT_RESPONSE_TIMEOUT = 600.0
 #: Retries of a retryable failure before the first content: 2, as the
 #: official openai and anthropic SDKs do.
 DEFAULT_MAX_RETRIES = 2

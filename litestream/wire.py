@@ -8,6 +8,8 @@ loading a single provider.
 - :class:`Event`: one framed wire event (an SSE event or one NDJSON line).
 - :class:`HTTPRequest`: everything the transport needs to send one request.
 - :class:`EventParser`: the per-stream object that turns events into chunks.
+- :class:`Dialect`: what the transport asks of a provider (a parser
+  factory and an error parser), so that it never imports one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import attrs
 from litestream import errors
 from litestream.types import Chunk
 
-__all__ = ["Event", "EventParser", "HTTPRequest"]
+__all__ = ["Dialect", "Event", "EventParser", "HTTPRequest"]
 
 
 @attrs.frozen
@@ -84,3 +86,21 @@ class EventParser(Protocol):
 
     def finish(self) -> list[Chunk]:
         """Return the last chunks at the end of the body; raise when it was cut short."""
+
+
+class Dialect(Protocol):
+    """What the transport needs of a provider: its name, a parser per stream, its errors.
+
+    :class:`~litestream.providers.base.Provider` is one; the transport is
+    typed by this protocol, so it never imports a provider.
+    """
+
+    name: str
+
+    def stream_parser(self, model: str) -> EventParser:
+        """Return a fresh parser for one streamed answer."""
+
+    def error_for_answer(
+        self, status_code: int, body: str, headers: Mapping[str, str], model: str
+    ) -> errors.LitestreamError:
+        """Return the typed error for an HTTP error answer; never raise."""

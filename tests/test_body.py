@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litestream._body import BodyReader
+from litestream._body import MAX_INFLATE_PER_READ, BodyReader, read_capped
 from litestream.errors import ProtocolError, StreamConnectionError
 
 
@@ -132,3 +132,31 @@ def test_a_compressed_body_is_decompressed_as_it_arrives(encoding, compress):
 def test_an_unreadable_encoding_is_a_clear_protocol_error():
     with pytest.raises(ProtocolError, match="'br'"):
         BodyReader(_Response([b"0\r\n\r\n"], encoding="br"))
+
+
+def test_one_small_compressed_read_inflates_at_most_the_bound_per_call():
+    text = b"x" * (MAX_INFLATE_PER_READ * 20 + 7)
+    compressed = gzip.compress(text)
+    assert len(compressed) < MAX_INFLATE_PER_READ  # one socket read holds it all
+    reader = BodyReader(_Response([compressed], chunked=False, length=len(compressed),
+                                  encoding="gzip"))
+    sizes = []
+    out = []
+    while True:
+        data = reader.read()
+        if not data:
+            break
+        sizes.append(len(data))
+        out.append(data)
+    assert b"".join(out) == text
+    assert max(sizes) == MAX_INFLATE_PER_READ
+
+
+def test_read_capped_reads_a_body_at_its_cap_and_refuses_one_byte_more():
+    body = b"y" * 1000
+    assert read_capped(BodyReader(_Response([body], chunked=False, length=1000)), 1000) == body
+    with pytest.raises(ProtocolError, match="larger than 999 bytes"):
+        read_capped(BodyReader(_Response([body], chunked=False, length=1000)), 999)
+    truncated = read_capped(BodyReader(_Response([body], chunked=False, length=1000)), 10,
+                            truncate=True)
+    assert truncated == b"y" * 10

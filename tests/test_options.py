@@ -260,3 +260,32 @@ def test_a_404_saying_the_model_does_not_exist_is_model_not_found(server):
                       api_base=server.api_base("openai"))
     assert isinstance(raised.value, errors.NotFoundError)
     assert "gpt-9" in raised.value.message
+
+
+def test_an_error_inside_a_started_stream_is_not_retried(server):
+    # As in the official SDKs: completion() retries getting an answer, not a
+    # stream that started (the router does, holding chunks until content).
+    server.script(text="never shown", inband_error_after=0)
+    server.script(text="a second answer nobody should ask for")
+    wait = RecordingWait()
+    stream = ls.completion("openai", "gpt-4o", messages=MESSAGES, stream=True, api_key="sk-x",
+                           api_base=server.api_base("openai"), retry_policy=RetryPolicy(wait=wait))
+    with pytest.raises(errors.ProviderError):
+        ls.collect_stream(stream)
+    assert wait.delays == [] and len(server.requests) == 1
+
+
+def test_a_refused_connection_is_retried(server):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wait = RecordingWait()
+    stream = ls.completion("openai", "gpt-4o", messages=MESSAGES, stream=True, api_key="sk-x",
+                           api_base=f"http://127.0.0.1:{port}/v1",
+                           retry_policy=RetryPolicy(wait=wait))
+    with pytest.raises(errors.StreamConnectionError) as raised:
+        ls.collect_stream(stream)
+    assert len(wait.delays) == 2
+    assert len(raised.value.attempts) == 3

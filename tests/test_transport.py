@@ -15,14 +15,17 @@ import requests
 
 import litestream as ls
 from litestream import transport
+from litestream.options import RetryPolicy
 from litestream.testing import FakeLLMServer
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server():
+    """A fresh server per test: nothing another test scripted is left queued."""
     with FakeLLMServer() as fake:
+        assert fake.pending == 0
         yield fake
 
 
@@ -170,3 +173,34 @@ def test_a_gzip_compressed_stream_is_read_over_http(server):
                   piece_size=64)
     with open_stream(server) as stream:
         assert text_of(stream) == expected
+
+
+def test_a_stream_retries_before_its_first_chunk_without_real_waiting(server):
+    waits = []
+
+    def fake_wait(seconds, cancelled):
+        waits.append(seconds)
+        return False
+
+    server.script(error_status=500)
+    server.script(error_status=500)
+    server.script(text="third time lucky")
+    policy = RetryPolicy(max_retries=2, wait=fake_wait)
+    with open_stream(server, retry_policy=policy) as stream:
+        assert text_of(stream) == "third time lucky"
+    assert len(server.requests) == 3
+    assert len(waits) == 2
+
+
+def test_a_stream_is_not_retried_once_a_chunk_was_delivered(server):
+    waits = []
+    server.script(text="a b c", chunks=3, inband_error_after=1)
+    server.script(text="never sent")
+    policy = RetryPolicy(max_retries=2, wait=lambda seconds, cancelled: waits.append(1))
+    with open_stream(server, retry_policy=policy) as stream:
+        first = stream.get(timeout=5)
+        assert ls.extract_content(first) or ls.extract_content(stream.get(timeout=5))
+        with pytest.raises(ls.errors.LitestreamError):
+            text_of(stream)
+    assert len(server.requests) == 1
+    assert not waits

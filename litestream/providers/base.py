@@ -231,6 +231,25 @@ class Provider:
         """Return the typed error for an HTTP error response (see :func:`error_for_status`)."""
         raise NotImplementedError
 
+    def error_for_answer(
+        self,
+        status_code: int,
+        body: str,
+        headers: Mapping[str, str],
+        model: str,
+    ) -> errors.LitestreamError:
+        """Return :meth:`parse_error`'s error, never raising: what the transport calls.
+
+        A body that breaks the parser (a hostile server's) still gives the
+        error its HTTP status says, so a 429 stays a retryable
+        :class:`~litestream.errors.RateLimitError`.
+        """
+        try:
+            return self.parse_error(status_code, body, headers, model)
+        except Exception:
+            return error_for_status(status_code, "", headers=headers, provider=self.name,
+                                    model=model)
+
 
 def join_url(api_base: str, path: str) -> str:
     """Join a base URL and a path, with exactly one slash between them.
@@ -276,20 +295,23 @@ _QUOTA_HINTS = ("insufficient_quota", "quota", "billing")
 def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
     """Return the wait in seconds from ``retry-after-ms`` or ``retry-after`` (seconds or date)."""
     import email.utils
+    import math
     import time
 
     lowered = {key.lower(): value for key, value in headers.items()}
     milliseconds = lowered.get("retry-after-ms")
     if milliseconds is not None:
         try:
-            return max(0.0, float(milliseconds) / 1000.0)
+            seconds = float(milliseconds) / 1000.0
+            return max(0.0, seconds) if math.isfinite(seconds) else None
         except ValueError:
             pass
     value = lowered.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
         pass
     try:

@@ -1,0 +1,305 @@
+"""The reader of one streaming request: the thread that fills a stream's channel.
+
+It sends the request through the shared session (:mod:`litestream._session`),
+reads the body in batches (:mod:`litestream._body`), frames the bytes into
+events (:mod:`litestream.framing`), lets the provider's parser turn events
+into chunks, and puts the chunks into the stream's bounded channel. Its
+deadlines are :mod:`litestream._deadlines`; every exception it meets is
+mapped by :mod:`litestream._exceptions`.
+
+The reader never holds a reference to the user's stream handle: only the
+channel state. So an abandoned stream is garbage-collected, and its
+finalizer cancels the reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from typing import Any, Iterable, Optional
+
+import requests
+
+from litestream import errors
+from litestream._body import BodyReader
+from litestream._deadlines import Deadlines
+from litestream._exceptions import error_from_response, map_exception, parse_failure
+from litestream._session import SocketGuard, current, session
+from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
+from litestream.options import CallOptions
+from litestream.timer import call_later
+from litestream.types import Chunk
+from litestream.wire import Dialect, Event, EventParser, HTTPRequest
+
+__all__ = ["Reader"]
+
+logger = logging.getLogger("litestream")
+
+#: After the final event, the most bytes read to reach the body's end (for reuse)...
+_DRAIN_LIMIT = 65536
+#: ...and the longest wait for it, in seconds.
+_DRAIN_TIMEOUT = 1.0
+#: Bytes of a body kept to quote when it turns out not to be a stream at all.
+_EXCERPT = 200
+
+
+class Reader:
+    """The state of one streaming request, shared by the reader thread and the Stream handle."""
+
+    def __init__(self, state: Any, http_request: HTTPRequest, provider: Dialect, model: str,
+                 options: CallOptions) -> None:
+        self.state = state
+        self.http_request = http_request
+        self.provider = provider
+        self.model = model
+        self.options = options
+        self.lock = threading.Lock()
+        self.socket_guard = SocketGuard()
+        self.body: Optional[BodyReader] = None
+        self.cancelled = False
+        self.deadlines = Deadlines(options.timeouts, self._fire, provider.name, model)
+        self.retry_wait = threading.Event()
+        self.thread = threading.Thread(
+            target=self.run, name=f"litestream-reader-{provider.name}", daemon=True
+        )
+
+    @property
+    def deadline_error(self) -> Optional[errors.LitestreamError]:
+        """The error of the deadline that passed, if one did."""
+        return self.deadlines.error
+
+    # -- called from other threads ---------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the request from any thread: shut the socket down, wake the reader."""
+        with self.lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+        self.retry_wait.set()
+        self.deadlines.stop()
+        self.state.close(discard=True)
+        self.socket_guard.stop()
+
+    def _fire(self, error: errors.LitestreamError) -> None:
+        if not self.cancelled:
+            self.socket_guard.stop()
+
+    # -- the thread --------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the attempts, release the connection, then close the channel (the thread body)."""
+        response: Optional[requests.Response] = None
+        reached_eof = False
+        try:
+            self.deadlines.start()
+            response, reached_eof = self._attempts()
+        except BaseException as error:  # delivered in order, never lost
+            self._deliver_error(error)
+        finally:
+            self.deadlines.stop()
+            self.socket_guard.release()
+            with self.lock:
+                reusable = reached_eof and not self.cancelled
+            if response is not None:
+                _release(response, reusable)
+            current.guard = None
+            # Last: a consumer that sees the end and sends its next request
+            # at once finds this connection back in the pool.
+            self.state.close()
+
+    def _attempts(self) -> tuple[Optional[requests.Response], bool]:
+        """Open the request, retrying as the retry policy says; then read the answer.
+
+        As in the official SDKs, what is retried is a failure to get a
+        successful answer (a refused or dropped connection, a retryable HTTP
+        status such as 429 or 5xx), never a failure inside a stream that has
+        started (the router, which holds chunks back until content, retries
+        those). Returns the response and whether its body reached EOF.
+        """
+        policy = self.options.retry
+        attempts: list[str] = []
+        for retry in itertools.count():
+            try:
+                response = self._open()
+            except Exception as failure:
+                error = failure if isinstance(failure, errors.LitestreamError) else map_exception(
+                    failure, self.provider.name, self.model, self.deadline_error)
+                attempts.append(errors.error_summary(error))
+                delay = None
+                if self.deadline_error is None and not self.cancelled:
+                    delay = policy.delay(retry, error)
+                if delay is None:
+                    if len(attempts) > 1:
+                        error.attempts = tuple(attempts)
+                    raise error from None
+                logger.info("retrying %s/%s in %.2f s after %s", self.provider.name,
+                            self.model, delay, attempts[-1])
+                if policy.wait(delay, self.retry_wait):
+                    return None, False
+                self.socket_guard.release()
+                self.socket_guard = SocketGuard()
+                if self.cancelled:  # close() may have stopped the old guard meanwhile
+                    return None, False
+                continue
+            return response, self._pump(response)
+        raise AssertionError("unreachable")
+
+    def _put_many(self, chunks: list[Chunk]) -> bool:
+        """Hand chunks over, at most one buffer's worth at a time (backpressure holds)."""
+        size = self.options.buffer
+        for start in range(0, len(chunks), size):
+            if not self.state.put_many(chunks[start:start + size]):
+                return False
+        return True
+
+    def _open(self) -> requests.Response:
+        http_request = self.http_request
+        headers = dict(http_request.headers)
+        headers.setdefault("Accept-Encoding", "identity")
+        current.guard = self.socket_guard
+        response = session().request(
+            http_request.method,
+            http_request.url,
+            headers=headers,
+            json=http_request.json,
+            stream=True,
+            # No per-read timeout: the shared timer's deadlines shut the socket down.
+            timeout=(self.options.timeouts.connect, None),
+            verify=self.options.verify,
+            allow_redirects=False,
+        )
+        error = error_from_response(response, self.provider, self.model)
+        if error is not None:
+            response.close()
+            raise error
+        content_type = response.headers.get("content-type", "").lower()
+        expected = "json" if http_request.framing == "ndjson" else "event-stream"
+        if content_type and expected not in content_type:
+            excerpt = (response.raw.read(_EXCERPT) or b"").decode("utf-8", errors="replace")
+            response.close()
+            raise errors.ProtocolError(
+                f"expected a {http_request.framing.upper()} stream but got "
+                f"{content_type!r}: {excerpt!r}",
+                provider=self.provider.name, model=self.model,
+                status_code=response.status_code)
+        return response
+
+    def _pump(self, response: requests.Response) -> bool:
+        """Read and deliver until the provider's final event; True if the body reached EOF."""
+        max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
+        decoder = make_decoder(self.http_request.framing, max_event_size)
+        parser: EventParser = self.provider.stream_parser(self.model)
+        body = BodyReader(response)
+        self.body = body
+        unlabelled = not response.headers.get("content-type")
+        excerpt = b""
+        events_seen = [False]
+        while True:
+            data = body.read()
+            if self.cancelled:
+                return False
+            if not data:
+                if self.deadline_error is not None:
+                    raise self.deadline_error  # the socket was shut down: not the body's end
+                chunks = self._parse(parser, decoder.close(), events_seen)
+                if unlabelled and not events_seen[0] and excerpt:
+                    raise self._not_a_stream(excerpt)
+                chunks.extend(parser.finish())
+                if chunks:
+                    self._put_many(chunks)
+                return True
+            if unlabelled and len(excerpt) < _EXCERPT:
+                excerpt += data[:_EXCERPT - len(excerpt)]
+            chunks = self._parse(parser, decoder.iter_feed(data), events_seen)
+            if chunks:
+                # Only content moves the deadlines: a provider that sends its
+                # role chunk or message_start at once and then stalls has not
+                # produced a first chunk.
+                if any(chunk.has_content for chunk in chunks):
+                    self.deadlines.content_arrived()
+                if not self._put_many(chunks):
+                    return False
+            # A read may come from the decompressor without touching the socket:
+            # a deadline must be noticed between batches all the same.
+            if self.deadline_error is not None:
+                raise self.deadline_error
+            if parser.done:
+                if body.complete:
+                    return True  # the body's end came with the final event
+                # The end is delivered only after the drain (bounded by
+                # _DRAIN_TIMEOUT): delivered first, a consumer dropping the
+                # stream at once would cancel the drain and lose the connection,
+                # and one sending its next request at once would race the release.
+                return self._drain()
+
+    def _not_a_stream(self, excerpt: bytes) -> errors.ProtocolError:
+        text = excerpt.decode("utf-8", errors="replace")
+        return errors.ProtocolError(
+            f"expected a {self.http_request.framing.upper()} stream but got a body without "
+            f"a content type and without a single event: {text!r}",
+            provider=self.provider.name, model=self.model)
+
+    def _parse(self, parser: EventParser, events: Iterable[Event],
+               events_seen: list[bool]) -> list[Chunk]:
+        """Return the chunks of ``events``; on bad data, deliver the chunks before it, then raise.
+
+        ``events`` may itself raise (a decoder meeting bad bytes) after
+        yielding the events that came before them in the same read.
+        """
+        chunks: list[Chunk] = []
+        try:
+            for event in events:
+                events_seen[0] = True
+                if parser.done:
+                    break  # events after the final one are ignored
+                chunks.extend(parser.feed(event))
+        except Exception as error:
+            if chunks:
+                self._put_many(chunks)
+            raise parse_failure(error, f"a {self.provider.name} event", self.provider.name,
+                                self.model) from None
+        return chunks
+
+    def _drain(self) -> bool:
+        """After the final event, read what is left so the connection can be reused."""
+        assert self.body is not None
+        drain_deadline = call_later(_DRAIN_TIMEOUT, self.socket_guard.shutdown)
+        try:
+            received = 0
+            while received <= _DRAIN_LIMIT:
+                data = self.body.read()
+                if not data:
+                    return self.body.complete and not self.cancelled and drain_deadline.active
+                received += len(data)
+            return False
+        except Exception:
+            return False
+        finally:
+            drain_deadline.cancel()
+
+    def _deliver_error(self, error: BaseException) -> None:
+        if self.cancelled:
+            return
+        if not isinstance(error, Exception):
+            logger.debug("reader stopped by %s", type(error).__name__)
+        error = map_exception(error, self.provider.name, self.model, self.deadline_error)
+        logger.debug("stream failed: %s", errors.error_summary(error))
+        # The error crosses to the consumer's thread: drop this thread's
+        # frames (they hold the response and its socket) and the chain.
+        error.__traceback__ = None
+        error.__context__ = None
+        self.state.close(error)
+
+
+def _release(response: requests.Response, reusable: bool) -> None:
+    """Give the connection back to the pool, or close it."""
+    try:
+        if reusable:
+            response.raw.release_conn()
+        else:
+            response.raw.close()
+            response.close()
+    except Exception:  # the socket may already be gone; nothing to give back
+        logger.debug("closing a response failed", exc_info=True)

@@ -1,0 +1,161 @@
+"""The process-wide HTTP session, and the socket guard that lets another thread stop a request.
+
+One :class:`requests.Session` serves the whole process (connection reuse,
+thread-safe use). Its connections report themselves to the
+:class:`SocketGuard` of the thread sending a request, so that ``close()``
+or a deadline (running on another thread) can shut the socket down: that
+is what wakes a thread blocked in ``recv`` (closing the file object would
+not).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Optional
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+
+__all__ = ["SocketGuard", "close_idle_connections", "current", "session"]
+
+#: ``current.guard``: the SocketGuard of the request this thread is sending.
+current = threading.local()
+
+
+class SocketGuard:
+    """The socket of one request, which another thread may shut down.
+
+    The guard keeps the socket object itself, taken when the connection is
+    made or used: http.client drops its own reference (``connection.sock``)
+    as soon as a response will end with the connection (``Connection:
+    close``, HTTP/1.0, a body delimited by the connection's end), and a
+    guard that looked there would find nothing to shut down.
+
+    Once the request's thread has let the connection go (back to the pool,
+    where another request may use it), nothing may shut it down any more,
+    hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sock: Optional[socket.socket] = None
+        self.stopped = False
+
+    def attach(self, connection: Any) -> None:
+        """Remember the socket of ``connection`` (called in the request's thread)."""
+        sock = getattr(connection, "sock", None)
+        if sock is None:
+            return  # not connected yet: connect() attaches again
+        with self.lock:
+            self.sock = sock
+            stopped = self.stopped
+        if stopped:  # a stop came while the socket did not exist yet
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Shut the socket down now, and as soon as it exists if it does not yet."""
+        with self.lock:
+            self.stopped = True
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Shut the socket down if the request still holds it."""
+        with self.lock:
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already closed: nothing to wake
+                    pass
+
+    def release(self) -> None:
+        """Let the connection go: from now on nothing shuts it down."""
+        with self.lock:
+            self.sock = None
+
+
+class _TrackedConnectionMixin:
+    """Reports each request's socket to the guard of the thread sending it.
+
+    The socket must be reachable while the request still waits for response
+    headers, so that ``close()`` or a deadline can shut it down from another
+    thread.
+    """
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        guard = getattr(current, "guard", None)
+        if guard is not None:
+            guard.attach(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        guard = getattr(current, "guard", None)
+        if guard is not None:
+            # A deadline or close() may have come while the socket did not exist yet.
+            guard.attach(self)
+
+
+class _HTTPConnection(_TrackedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_TrackedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _HTTPConnectionPool,
+            "https": _HTTPSConnectionPool,
+        }
+        # urllib3 2 closes a dropped pool's idle connections only when the pool
+        # is garbage-collected, and a response object kept anywhere (in an
+        # error's traceback, say) keeps it alive: close pools when they are
+        # dropped, so close_idle_connections() really closes the sockets.
+        self.poolmanager.pools.dispose_func = _close_pool
+
+
+def _close_pool(pool: urllib3.connectionpool.HTTPConnectionPool) -> None:
+    pool.close()
+
+
+_session: Optional[requests.Session] = None
+_session_lock = threading.Lock()
+
+
+def session() -> requests.Session:
+    """Return the process-wide session (created on first use)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            new_session = requests.Session()
+            adapter = _Adapter(pool_connections=16, pool_maxsize=256, max_retries=0)
+            new_session.mount("http://", adapter)
+            new_session.mount("https://", adapter)
+            _session = new_session
+        return _session
+
+
+def close_idle_connections() -> None:
+    """Close the pooled keep-alive connections; the next request opens new ones.
+
+    Streams in flight are not affected: their connections are not in the pool.
+    """
+    global _session
+    with _session_lock:
+        old, _session = _session, None
+    if old is not None:
+        old.close()
