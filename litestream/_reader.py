@@ -126,6 +126,7 @@ class Reader:
             except Exception as failure:
                 error = failure if isinstance(failure, errors.LitestreamError) else map_exception(
                     failure, self.provider.name, self.model, self.deadline_error)
+                errors.scrub(error, self.options.secrets)
                 attempts.append(errors.error_summary(error))
                 delay = None
                 if self.deadline_error is None and not self.cancelled:
@@ -285,6 +286,7 @@ class Reader:
         if not isinstance(error, Exception):
             logger.debug("reader stopped by %s", type(error).__name__)
         error = map_exception(error, self.provider.name, self.model, self.deadline_error)
+        errors.scrub(error, self.options.secrets)  # a key a server echoed stops here
         logger.debug("stream failed: %s", errors.error_summary(error))
         # The error crosses to the consumer's thread: drop this thread's
         # frames (they hold the response and its socket) and the chain.

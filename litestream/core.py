@@ -112,16 +112,6 @@ def _check_api_base(api_base: Any) -> None:
         raise errors.ConfigurationError(f"api_base {api_base!r} names no host")
 
 
-def register_secrets(options: CallOptions) -> None:
-    """Have the call's credentials (its key, its credential headers) redacted from messages."""
-    errors.register_secret(options.api_key)
-    for name, value in options.headers.items():
-        # Only credentials are secrets: registering every long header value
-        # (OpenRouter's HTTP-Referer, X-Title) would redact ordinary text.
-        if errors.is_credential_header(name):
-            errors.register_secret(value.split(" ", 1)[-1])
-
-
 def env_api_key(provider: Provider, env: Mapping[str, str]) -> Optional[str]:
     """Return the provider's API key from ``env`` (its variable, then its aliases), or None."""
     for variable in key_variables(provider):
@@ -256,7 +246,6 @@ def completion(
     provider_object, model_name, merged_request, options = prepare(
         provider, model, request, config, **kwargs
     )
-    register_secrets(options)
     http_request = provider_object.build_request(model_name, merged_request, options)
     if options.extra_body:
         http_request = attrs.evolve(

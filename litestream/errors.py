@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 __all__ = [
     "AuthenticationError",
@@ -48,6 +48,7 @@ __all__ = [
     "is_retryable",
     "redact",
     "register_secret",
+    "scrub",
 ]
 
 # ---------------------------------------------------------------------------
@@ -105,10 +106,13 @@ def is_credential_header(name: str) -> bool:
 
 
 def register_secret(secret: Optional[str]) -> None:
-    """Remember ``secret`` so that :func:`redact` hides it wherever it appears.
+    """Remember ``secret`` for the whole process, so that :func:`redact` hides it everywhere.
 
-    litestream registers every API key it is given; call this for other
-    credentials you pass through ``headers``. Strings shorter than 8
+    litestream itself registers nothing: each call's own credentials (its
+    key, its credential headers, a password in its ``api_base``) are hidden
+    from its errors and logs by :func:`scrub`, and forgotten with the call.
+    Register a secret here only when it may appear where no call knows it
+    (text you log yourself through :func:`redact`). Strings shorter than 8
     characters are ignored: they would redact ordinary words (a ``"test"``
     key would hide part of every model name); the credential patterns still
     apply to them. A truncated copy is hidden too, from its first 8
@@ -124,13 +128,41 @@ def register_secret(secret: Optional[str]) -> None:
         _secrets_longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    """Return ``text`` with registered secrets and credential-shaped strings replaced."""
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with secrets and credential-shaped strings replaced by ``[REDACTED]``.
+
+    Args:
+        text: the text to clean.
+        secrets: a call's own credentials, hidden besides the registered
+            ones (see :func:`register_secret`) and the credential patterns
+            (``sk-...`` keys, bearer tokens, ``key=`` in URLs, URL passwords).
+    """
     if not text:
         return text
-    for secret in _secrets_longest_first:
+    own = tuple(secret for secret in secrets if secret and len(secret) >= _SECRET_PREFIX)
+    hidden = _secrets_longest_first
+    if own:
+        hidden = tuple(sorted({*own, *hidden}, key=len, reverse=True))
+    for secret in hidden:
         text = _hide_secret(text, secret)
     return _CREDENTIAL_PATTERNS.sub(_REDACTED, text)
+
+
+def scrub(error: BaseException, secrets: Sequence[str]) -> BaseException:
+    """Hide a call's own credentials in ``error`` (message, attempts, partial content); return it.
+
+    The transport does this to every error of a call before anyone sees it,
+    so a key echoed back by a server never reaches a message, a log or an
+    SSE error event, and nothing about the key outlives the call.
+    """
+    if not secrets or not isinstance(error, LitestreamError):
+        return error
+    error.message = redact(error.message, secrets)
+    error.args = (error.message,)
+    error.attempts = tuple(redact(line, secrets) for line in error.attempts)
+    if error.partial_content:
+        error.partial_content = redact(error.partial_content, secrets)
+    return error
 
 
 def _hide_secret(text: str, secret: str) -> str:

@@ -17,6 +17,7 @@ import difflib
 import random
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -290,6 +291,22 @@ class CallOptions:
             retry = attrs.evolve(retry or RetryPolicy(), max_retries=given["max_retries"])
         fields = {name: given[name] for name in _PLAIN_FIELDS if name in given}
         return cls(timeouts=timeouts, retry=retry or RetryPolicy(), **fields)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The call's credentials: its key, credential headers, a password in ``api_base``.
+
+        The call's errors and logs have them hidden (:func:`~litestream.errors.scrub`).
+        """
+        found = [self.api_key] if self.api_key else []
+        for name, value in self.headers.items():
+            if errors.is_credential_header(name):
+                found.extend({value, value.split(" ", 1)[-1]})
+        if self.api_base:
+            password = urlsplit(self.api_base).password
+            if password:
+                found.append(password)
+        return tuple(secret for secret in found if secret)
 
     def to_mapping(self) -> dict[str, Any]:
         """Return the options as ``from_mapping`` takes them (for copying with changes)."""

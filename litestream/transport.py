@@ -59,6 +59,8 @@ MAX_RESPONSE_BODY = 32 * 1024 * 1024
 def send(http_request: HTTPRequest, provider: Dialect, model: str, options: CallOptions) -> Any:
     """Send a non-streaming request and return the JSON body; raise typed errors.
 
+    The call's own credentials are hidden from its errors (:func:`errors.scrub`).
+
     ``timeout`` bounds the whole call, body included (a per-read timeout
     would let a slow drip of bytes run on); without it the call is bounded
     by :data:`~litestream.options.DEFAULT_RESPONSE_TIMEOUT`. The first byte
@@ -66,6 +68,13 @@ def send(http_request: HTTPRequest, provider: Dialect, model: str, options: Call
     within ``idle_timeout``. Redirects are not followed. A body larger than
     :data:`MAX_RESPONSE_BODY` is a ProtocolError.
     """
+    try:
+        return _send(http_request, provider, model, options)
+    except errors.LitestreamError as error:
+        raise errors.scrub(error, options.secrets) from None
+
+
+def _send(http_request: HTTPRequest, provider: Dialect, model: str, options: CallOptions) -> Any:
     fields = {"provider": provider.name, "model": model}
     timeouts = options.timeouts
     guard = SocketGuard()

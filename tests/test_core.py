@@ -94,11 +94,28 @@ def test_key_comes_from_the_environment(server, monkeypatch):
     (lambda: ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k",
                            api_base="http://"), "names no host"),
 ])
-def test_bad_input_raises_configuration_error_before_any_io(server, call, message):
+def test_bad_input_raises_configuration_error_before_any_io(server, call, message, monkeypatch):
+    # Every provider's base URL points at this server (keys stay unset), so
+    # a call that got as far as I/O would be counted here.
+    _point_base_urls_at(server, monkeypatch)
     requests_before = len(server.requests)
     with pytest.raises(ConfigurationError, match=message):
         call()
     assert len(server.requests) == requests_before
+
+
+def test_a_good_call_made_the_same_way_does_reach_the_server(server, monkeypatch):
+    _point_base_urls_at(server, monkeypatch)
+    requests_before = len(server.requests)
+    server.script(text="counted")
+    assert ls.completion("openai", "gpt-4o", messages=MESSAGES, api_key="k").content == "counted"
+    assert len(server.requests) == requests_before + 1
+
+
+def _point_base_urls_at(server, monkeypatch):
+    for variable, value in server.environment().items():
+        if not variable.endswith("_API_KEY"):
+            monkeypatch.setenv(variable, value)
 
 
 def test_every_problem_of_a_request_is_reported_at_once():
@@ -118,14 +135,18 @@ def test_extract_content_dispatches_on_type():
         ls.extract_content("text")  # type: ignore[arg-type]
 
 
-def test_only_credential_headers_become_redacted_secrets(server):
-    server.script(text="ok")
+def test_a_calls_credential_headers_are_hidden_from_its_errors_and_then_forgotten(server):
     referer, title, token = "https://myapp.example.com", "My application name", "tok-0123456789ab"
-    response = ls.completion("openrouter", "openai/gpt-4o-mini", messages=MESSAGES,
-                             api_key="sk-or-core-test-01", api_base=server.api_base("openrouter"),
-                             headers={"HTTP-Referer": referer, "X-Title": title,
-                                      "X-Custom-Auth": token})
-    assert response.content == "ok"
-    assert server.last_request.headers["x-title"] == title
-    text = f"see {referer} and {title}, token {token}"
-    assert str(ls.errors.ProviderError(text)) == f"see {referer} and {title}, token [REDACTED]"
+    key = "sk-or-core-test-01"
+    server.script(error_status=400, error_body={"error": {
+        "message": f"bad {token} and {key} from {referer} / {title}", "code": 400}})
+    with pytest.raises(ls.errors.InvalidRequestError) as raised:
+        ls.completion("openrouter", "openai/gpt-4o-mini", messages=MESSAGES, max_retries=0,
+                      api_key=key, api_base=server.api_base("openrouter"),
+                      headers={"HTTP-Referer": referer, "X-Title": title,
+                               "X-Custom-Auth": token})
+    message = ls.error_summary(raised.value)
+    assert token not in message and key not in message and "[REDACTED]" in message
+    assert referer in message and title in message  # only credentials are secrets
+    # Per call, not global: the process has not kept the token.
+    assert str(ls.errors.ProviderError(f"token {token}")) == f"token {token}"
