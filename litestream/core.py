@@ -24,6 +24,7 @@ from litestream.options import OPTION_NAMES, CallOptions, check_request_keys
 from litestream.providers import _messages, get_provider
 from litestream.providers import is_provider as is_provider  # re-exported for integrations
 from litestream.providers import provider_key as provider_key
+from litestream.providers import split_provider_model as split_provider_model
 from litestream.providers.base import Provider
 from litestream.tokens import estimate_tokens as estimate_tokens
 from litestream.transport import Stream
@@ -44,7 +45,10 @@ def split_model(provider: str, model: Optional[str]) -> tuple[str, str]:
                 f"no model given: use completion({provider!r}, 'model-name', ...) "
                 f"or completion('{provider}/model-name', ...)"
             )
-        provider, model = provider.split("/", 1)
+        named, model = split_provider_model(provider)
+        if named is None:
+            get_provider(provider.partition("/")[0])  # raises: the prefix names no provider
+        provider = named or provider
     if not model:
         raise errors.ConfigurationError("the model name is empty")
     return provider, model

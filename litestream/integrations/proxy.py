@@ -20,7 +20,7 @@ import attrs
 
 from litestream import errors
 from litestream.channels import Channel
-from litestream.core import completion, is_provider, provider_key
+from litestream.core import completion, provider_key, split_provider_model
 from litestream.streaming import drop_traceback, error_body, to_sse_stream
 from litestream.types import Chunk, Response
 
@@ -135,9 +135,9 @@ def resolve_model(
         ConfigurationError: no provider or no model can be determined.
     """
     if requested:
-        prefix, _, rest = requested.partition("/")
-        if rest and is_provider(prefix):
-            return prefix, rest
+        named, model = split_provider_model(requested)
+        if named is not None and model:
+            return named, model
         model = requested
     if not provider:
         raise errors.ConfigurationError(

@@ -7,6 +7,8 @@ back; see :mod:`litestream.providers.base` for the interface.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from litestream import errors
 from litestream.providers.anthropic import AnthropicProvider
 from litestream.providers.base import Provider
@@ -18,7 +20,9 @@ from litestream.providers.openai_compatible import OpenAICompatibleProvider
 from litestream.providers.openai_responses import OpenAIResponsesProvider
 from litestream.providers.openrouter import OpenRouterProvider
 
-__all__ = ["PROVIDERS", "Provider", "get_provider", "is_provider", "provider_key"]
+__all__ = [
+    "PROVIDERS", "Provider", "get_provider", "is_provider", "provider_key", "split_provider_model",
+]
 
 #: Every provider by name (``"openai"``, ``"anthropic"``, ...); the instances are stateless.
 PROVIDERS: dict[str, Provider] = {
@@ -44,6 +48,26 @@ def provider_key(name: str) -> str:
 def is_provider(name: object) -> bool:
     """Return True when ``name`` names a registered provider (``"OpenAI"``, ``"openai"``...)."""
     return isinstance(name, str) and provider_key(name) in PROVIDERS
+
+
+def split_provider_model(name: str) -> tuple[Optional[str], str]:
+    """Split ``"provider/model"``: the one rule for names that may carry their provider.
+
+    The part before the first ``/`` is the provider when it names one, and
+    the rest is the model, slashes and all (``"openrouter/openai/gpt-4o"``
+    -> ``("openrouter", "openai/gpt-4o")``). Otherwise the whole name is a
+    model: ``(None, name)`` (``"meta-llama/Llama-3"`` on a vLLM server).
+
+    Example:
+        >>> split_provider_model("anthropic/claude-sonnet-4-5")
+        ('anthropic', 'claude-sonnet-4-5')
+        >>> split_provider_model("gpt-4o")
+        (None, 'gpt-4o')
+    """
+    prefix, slash, rest = name.partition("/")
+    if slash and is_provider(prefix):
+        return prefix, rest
+    return None, name
 
 
 def get_provider(name: str) -> Provider:
