@@ -43,7 +43,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import threading
 import time
 from typing import (
@@ -70,6 +69,15 @@ from litestream._deployments import (
 from litestream._health import HealthBook
 from litestream._routed_stream import RoutedStream
 from litestream._routing import Plan, Runner
+from litestream._setup import (
+    QUICK_SETUP_PROVIDERS as QUICK_SETUP_PROVIDERS,  # the CLI lists them
+)
+from litestream._setup import (
+    env_config,
+    provider_info,
+    providers,
+    setup_from_env,
+)
 from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import PROVIDERS, get_provider
 from litestream.types import Response
@@ -93,9 +101,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("litestream")
-
-#: The providers :func:`quick_setup` looks for, in the order it registers them.
-QUICK_SETUP_PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "openrouter", "ollama")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -227,21 +232,9 @@ class Router:
         Raises:
             ConfigurationError: no key given or set for a provider that needs one.
         """
-        provider_object = get_provider(provider)
-        env = os.environ if env is None else env
-        api_key = api_key or core.env_api_key(provider_object, env)
-        if provider_object.requires_api_key and not api_key:
-            variables = " or ".join(core.key_variables(provider_object)) or "api_key"
-            raise errors.ConfigurationError(
-                f"no API key for {provider_object.name}: pass api_key=... or set {variables}"
-            )
-        if api_key:
-            config["api_key"] = api_key
-        api_base = core.env_api_base(provider_object, env)
-        if api_base:
-            config.setdefault("api_base", api_base)
-        name = name or provider_object.name
-        self.register(name, provider_object.name, model, config)
+        provider_name, config = env_config(provider, api_key, env, config)
+        name = name or provider_name
+        self.register(name, provider_name, model, config)
         return name
 
     def quick_setup(self, env: Optional[Mapping[str, str]] = None) -> list[str]:
@@ -256,31 +249,7 @@ class Router:
         Args:
             env: the environment to read; ``os.environ`` by default.
         """
-        env = os.environ if env is None else env
-        registered: list[str] = []
-        missing: list[str] = []
-        with_key = 0
-        for provider_name in QUICK_SETUP_PROVIDERS:
-            if provider_name not in PROVIDERS:
-                continue
-            provider_object = get_provider(provider_name)
-            has_key = core.env_api_key(provider_object, env) is not None
-            if provider_object.requires_api_key and not has_key:
-                missing.append(" or ".join(core.key_variables(provider_object)))
-                continue
-            try:
-                registered.append(self.setup(provider_name, env=env))
-            except errors.ConfigurationError as error:  # a malformed variable, say
-                logger.warning("quick_setup skipped %s: %s", provider_name, error)
-                continue
-            with_key += provider_object.requires_api_key
-        if not with_key:
-            logger.info(
-                "litestream quick_setup: no API key found, registered only %s; "
-                "set %s to use more providers",
-                ", ".join(registered) or "nothing", ", ".join(missing),
-            )
-        return registered
+        return setup_from_env(lambda provider: self.setup(provider, env=env), env)
 
     def unregister(self, name: str) -> bool:
         """Remove ``name``; True if it was registered."""
@@ -451,43 +420,6 @@ def _policy(
         raise errors.ConfigurationError(
             f"give retry_policy or {', '.join(sorted(given))}, not both")
     return policy
-
-
-# ---------------------------------------------------------------------------
-# Provider discovery
-# ---------------------------------------------------------------------------
-
-
-def providers() -> list[str]:
-    """Return the names of the providers litestream speaks, sorted."""
-    return sorted(PROVIDERS)
-
-
-def provider_info(name: str, env: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
-    """Describe a provider: defaults, variables, capabilities, and whether its key is set.
-
-    Args:
-        name: the provider name.
-        env: the environment to check for the key; ``os.environ`` by default.
-
-    Raises:
-        ConfigurationError: an unknown provider.
-    """
-    provider = get_provider(name)
-    env = os.environ if env is None else env
-    return {
-        "name": provider.name,
-        "default_api_base": provider.default_api_base,
-        "api_base": core.env_api_base(provider, env),
-        "env_var": provider.env_var,
-        "env_var_aliases": list(getattr(provider, "env_var_aliases", ()) or ()),
-        "base_url_env_var": provider.base_url_env_var,
-        "default_model": provider.default_model,
-        "requires_api_key": provider.requires_api_key,
-        "supports_streaming": provider.supports_streaming,
-        "supports_tools": provider.supports_tools,
-        "api_key_set": core.env_api_key(provider, env) is not None,
-    }
 
 
 # ---------------------------------------------------------------------------
