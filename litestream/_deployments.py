@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Union
 import attrs
 
 from litestream import core, errors
+from litestream._limits import Limits, estimate_call_tokens
 from litestream._routing import Target
 from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import get_provider
@@ -46,6 +47,7 @@ class Deployment:
     route: Optional[RouteFunction] = None
     configs: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     route_keys: frozenset[str] = frozenset()
+    limits: Limits = attrs.field(factory=Limits)
 
     def describe(self) -> dict[str, Any]:
         """Return the registration as a new dict, with every credential masked."""
@@ -57,6 +59,8 @@ class Deployment:
             "fallbacks": list(self.fallbacks),
             "max_retries": self.max_retries,
         }
+        if self.limits.any:
+            description["limits"] = attrs.asdict(self.limits)
         if self.route is not None:
             description["router"] = self.route
             description["configs"] = {name: masked(c) for name, c in self.configs.items()}
@@ -157,6 +161,7 @@ def build_deployment(
     router: Optional[RouteFunction],
     configs: Optional[Mapping[str, Mapping[str, Any]]],
     route_keys: Iterable[str],
+    limits: Limits = Limits(),
 ) -> Deployment:
     """Check one registration and return its :class:`Deployment`; no I/O.
 
@@ -174,7 +179,7 @@ def build_deployment(
         name=name, provider=provider, model=model, config=merged, fallbacks=chain,
         max_retries=retries, route=router,
         configs=_route_configs(name, router, configs, provider),
-        route_keys=frozenset(route_keys),
+        route_keys=frozenset(route_keys), limits=limits,
     )
 
 
@@ -238,4 +243,6 @@ def resolve_target(
         provider=provider_object.name, model=model, request=prepared, config=options,
         retry=attrs.evolve(policy, max_retries=retries),
         key=(deployment.name, provider_object.name, model),
+        limits=deployment.limits,
+        tokens=estimate_call_tokens(prepared) if deployment.limits.tpm else 0,
     )

@@ -72,6 +72,8 @@ class RouteJob:
         #: Called once when the job is done with its committed attempt (a
         #: limits lease to release, say); set before :meth:`pump` runs.
         self.on_done: Optional[Callable[[], None]] = None
+        #: The total tokens the committed attempt's provider reported, if it did.
+        self.usage_tokens: Optional[int] = None
 
     def cancel(self) -> None:
         """Close the routed channel and the attempt in flight; wake the thread from any wait."""
@@ -122,7 +124,11 @@ class RouteJob:
         texts: list[str] = []
         try:
             for batch in itertools.chain([held], batches(stream)):
-                texts.extend(chunk.content for chunk in batch if chunk.content)
+                for chunk in batch:
+                    if chunk.content:
+                        texts.append(chunk.content)
+                    if chunk.usage is not None:
+                        self.usage_tokens = chunk.usage.total_tokens
                 if not self.sender.put_many(batch):
                     return  # the handle was closed
             self.sender.close()

@@ -24,6 +24,7 @@ import attrs
 
 from litestream import core, errors
 from litestream._health import DeploymentKey, HealthBook, counts_against_deployment
+from litestream._limits import Lease, Limits, LocalState
 from litestream._routed_stream import Cancelled, RoutedStream, RouteJob
 from litestream.channels import alts
 from litestream.options import CallOptions, RetryPolicy
@@ -48,6 +49,8 @@ class Target:
         config: the call's options for one attempt (the core does not retry).
         retry: the router's retry policy, with this deployment's ``max_retries``.
         key: ``(registered name, provider, model)``: the cooldown unit.
+        limits: the deployment's limits (checked per registered name).
+        tokens: the tokens an attempt reserves under ``limits.tpm``.
     """
 
     provider: str
@@ -56,6 +59,8 @@ class Target:
     config: CallOptions
     retry: RetryPolicy
     key: DeploymentKey
+    limits: Limits = attrs.field(factory=Limits)
+    tokens: int = 0
 
 
 @attrs.frozen
@@ -79,16 +84,23 @@ class Plan:
         return config
 
 
+class _TryFallback(Exception):
+    """A deployment is at its limit and a later target of the plan may have room."""
+
+
 class Runner:
-    """Runs plans: retries through a policy's delay and wait, cooldowns through a health book.
+    """Runs plans: limits through a state, retries through a policy, cooldowns through a book.
 
     Args:
         health: the health book shared with the router that owns this runner.
+        state: where the deployments' limits are kept.
         clock: monotonic seconds (deadlines are read on it).
     """
 
-    def __init__(self, health: HealthBook, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, health: HealthBook, state: LocalState,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.health = health
+        self.state = state
         self.clock = clock
 
     def run(
@@ -97,18 +109,24 @@ class Runner:
         attempt: Callable[[Target, dict[str, Any]], T],
         cancelled: threading.Event,
         failures: list[str],
-    ) -> tuple[Target, T]:
-        """Try the plan's targets with retries and cooldowns; return the first success.
+    ) -> tuple[Target, T, Optional[Lease]]:
+        """Try the plan's targets with limits, retries and cooldowns; return the first success.
 
         Args:
             plan: what to try.
             attempt: ``attempt(target, options)`` makes one attempt.
-            cancelled: set when the caller gave up; it ends any retry wait.
+            cancelled: set when the caller gave up; it ends any wait.
             failures: collects one summary line per failed attempt.
 
+        Returns:
+            The target that answered, its result, and its limits lease
+            (None without limits), which the caller settles when done.
+
         Raises:
-            Cancelled: ``cancelled`` was set during a retry wait.
-            LitestreamError: the last attempt's error, ``attempts`` filled in.
+            Cancelled: ``cancelled`` was set during a wait.
+            LitestreamError: the last attempt's error, ``attempts`` filled in;
+                a ``RateLimitError`` with ``retry_after`` when the last
+                deployment stays at its limit past the deadline (nothing sent).
         """
         last_error: Optional[errors.LitestreamError] = None
         for index, target in enumerate(plan.targets):
@@ -120,8 +138,17 @@ class Runner:
                 if config is None:
                     break
                 try:
+                    lease = self._admit(plan, index, cancelled)
+                except _TryFallback:
+                    break
+                except errors.RateLimitError as error:
+                    failures.append(errors.error_summary(error))
+                    raise self._final_error(plan, error, failures) from None
+                try:
                     result = attempt(target, config)
                 except errors.LitestreamError as error:
+                    if lease is not None:
+                        lease.settle(None if error.partial_content else 0)
                     last_error = error
                     self._count_failure(target, error, failures)
                     delay = self.retry_delay(plan, index, retry, error)
@@ -132,9 +159,41 @@ class Runner:
                     if target.retry.wait(delay, cancelled):
                         raise Cancelled() from None
                     continue
+                except BaseException:
+                    if lease is not None:
+                        lease.settle()
+                    raise
                 self.health.succeeded(target.key)
-                return target, result
+                return target, result, lease
         raise self._final_error(plan, last_error, failures)
+
+    def _admit(self, plan: Plan, index: int, cancelled: threading.Event) -> Optional[Lease]:
+        """Reserve target ``index``'s limits, waiting for room when no fallback is left.
+
+        Raises:
+            _TryFallback: the target is at a limit and a later target may have room.
+            RateLimitError: no room before the deadline.
+            Cancelled: ``cancelled`` was set during the wait.
+        """
+        target = plan.targets[index]
+        if not target.limits.any:
+            return None
+        while True:
+            admission = self.state.admit(target.key[0], target.limits, target.tokens)
+            if admission.lease is not None:
+                return admission.lease
+            if index + 1 < len(plan.targets):
+                logger.info("%s is at its %s limit: trying its fallback", target.key[0],
+                            admission.limit)
+                raise _TryFallback()
+            wait = admission.retry_after
+            if plan.deadline is not None and self.clock() + wait >= plan.deadline:
+                raise errors.RateLimitError(
+                    f"{target.key[0]!r} is at its {admission.limit} limit "
+                    f"(not sent; room in {wait:.2f} s)",
+                    provider=target.provider, model=target.model, retry_after=wait)
+            if target.retry.wait(wait, cancelled):
+                raise Cancelled()
 
     def _count_failure(self, target: Target, error: errors.LitestreamError,
                        failures: list[str]) -> None:
@@ -179,7 +238,9 @@ class Runner:
 
     def response(self, plan: Plan) -> Response:
         """Run a non-streaming plan on the calling thread; return the first response."""
-        _, response = self.run(plan, _send, threading.Event(), [])
+        _, response, lease = self.run(plan, _send, threading.Event(), [])
+        if lease is not None:
+            lease.settle(response.usage.total_tokens if response.usage else None)
         return response
 
     def stream(self, name: str, plan: Plan) -> RoutedStream:
@@ -202,7 +263,8 @@ class Runner:
                 raise
 
         try:
-            target, (stream, held) = self.run(plan, open_and_peek, job.cancelled, job.failures)
+            target, (stream, held), lease = self.run(
+                plan, open_and_peek, job.cancelled, job.failures)
         except Cancelled:
             return
         except errors.LitestreamError as error:
@@ -213,6 +275,8 @@ class Runner:
             job.fail(errors.LitestreamError(f"router failure: {error!r}"))
             return
         job.commit(target.provider, target.model)
+        if lease is not None:
+            job.on_done = lambda: lease.settle(job.usage_tokens)
         job.pump(stream, held)
 
     def race(self, names: Sequence[str], plans: Sequence[Plan]) -> RoutedStream:

@@ -67,6 +67,7 @@ from litestream._deployments import (
     resolve_target,
 )
 from litestream._health import HealthBook
+from litestream._limits import Limits, LocalState
 from litestream._routed_stream import RoutedStream
 from litestream._routing import Plan, Runner
 from litestream._setup import (
@@ -126,7 +127,9 @@ class Router:
         cooldown_window: ... within this many seconds ...
         cooldown_duration: ... make it skipped for this many seconds, as long
             as a deployment that is not cooling down is left to try.
-        clock: monotonic seconds, for deadlines and cooldowns.
+        state: where the deployments' limits (``rpm``, ``tpm``,
+            ``max_concurrent``) are kept; an in-process state by default.
+        clock: monotonic seconds, for deadlines, cooldowns and limits.
 
     Raises:
         ConfigurationError: ``retry_policy`` given with a ``backoff_*`` or
@@ -149,12 +152,14 @@ class Router:
         cooldown_failures: int = 3,
         cooldown_window: float = 60.0,
         cooldown_duration: float = 30.0,
+        state: Optional[LocalState] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retry_policy = _policy(retry_policy, backoff_base, backoff_cap, max_retry_after)
         self.clock = clock
         self._health = HealthBook(cooldown_failures, cooldown_window, cooldown_duration, clock)
-        self._runner = Runner(self._health, clock)
+        self._state = LocalState(clock) if state is None else state
+        self._runner = Runner(self._health, self._state, clock)
         self._lock = threading.Lock()
         self._deployments: dict[str, Deployment] = {}
 
@@ -172,6 +177,10 @@ class Router:
         router: Optional[RouteFunction] = None,
         configs: Optional[Mapping[str, Mapping[str, Any]]] = None,
         route_keys: Iterable[str] = (),
+        rpm: Optional[float] = None,
+        tpm: Optional[float] = None,
+        max_concurrent: Optional[int] = None,
+        burst: Optional[int] = None,
         **config_kwargs: Any,
     ) -> None:
         """Register (or replace) the deployment called ``name``; no I/O.
@@ -192,11 +201,22 @@ class Router:
             configs: with ``router``, the config of each provider it may pick.
             route_keys: request keys only ``router`` reads (a ``priority``,
                 say); they are removed before the request is sent.
+            rpm: requests per minute, refilled continuously (a GCRA).
+            tpm: tokens per minute: a call reserves its prompt's estimate
+                plus ``max_tokens`` and settles with the reported usage.
+            max_concurrent: attempts of this deployment in flight at once.
+            burst: requests admitted at once on a full bucket; one second's
+                worth of ``rpm`` (at least 1) by default.
             **config_kwargs: config keys given as keywords.
 
+        A call to a deployment at one of its limits goes to a fallback,
+        else waits for room within its ``timeout``, else raises
+        :class:`~litestream.errors.RateLimitError` with ``retry_after``;
+        it is never sent over the limit.
+
         Raises:
-            ConfigurationError: an unknown provider or config key, or a
-                deployment without a provider or routing function.
+            ConfigurationError: an unknown provider or config key, a bad
+                limit, or a deployment without a provider or routing function.
         """
         merged = copy_config(config)
         merged.update(config_kwargs)
@@ -204,10 +224,12 @@ class Router:
             name, provider, model, merged, fallbacks=fallbacks,
             max_retries=self.retry_policy.max_retries if max_retries is None else max_retries,
             router=router, configs=configs, route_keys=route_keys,
+            limits=Limits(rpm=rpm, tpm=tpm, max_concurrent=max_concurrent, burst=burst),
         )
         with self._lock:
             self._deployments[name] = deployment
         self._health.forget(name)
+        self._state.forget(name)
 
     def setup(
         self,
