@@ -602,3 +602,76 @@ def test_first_chunk_timeout_is_retried_and_the_stalled_attempt_closed(fresh_rou
     assert text_of(stream) == "second try"
     assert "FirstChunkTimeout" in stream.attempts[0]
     assert len(server.requests) == 2
+
+
+# ---------------------------------------------------------------------------
+# Limits per deployment
+# ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a wait asks them to."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float, cancelled: threading.Event) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return cancelled.is_set()
+
+
+def test_a_deployment_at_its_rpm_sends_to_a_fallback_with_room(fresh_router, server,
+                                                                backup_server):
+    register_fake(fresh_router, "primary", server, rpm=1, burst=1, fallbacks=["backup"])
+    register_fake(fresh_router, "backup", backup_server, rpm=60, burst=5)
+    server.script(text="primary")
+    backup_server.script(text="backup")
+    assert fresh_router.chat("primary", "Hi") == "primary"
+    assert fresh_router.chat("primary", "Hi") == "backup"
+    assert len(server.requests) == 1 and len(backup_server.requests) == 1
+    assert fresh_router.get_config("primary")["limits"]["rpm"] == 1
+
+
+def test_at_its_limit_past_the_deadline_a_call_raises_unsent(fresh_router, server):
+    register_fake(fresh_router, "fast", server, rpm=1, burst=1)
+    server.script(text="first")
+    assert fresh_router.chat("fast", "Hi") == "first"
+    with pytest.raises(errors.RateLimitError) as caught:
+        fresh_router.completion("fast", messages=MESSAGES, timeout=5)
+    assert caught.value.retry_after == pytest.approx(60, abs=1)
+    assert "rpm" in str(caught.value) and len(caught.value.attempts) == 1
+    stream = fresh_router.completion("fast", messages=MESSAGES, stream=True, timeout=5)
+    with pytest.raises(errors.RateLimitError):
+        stream.get(timeout=5)
+    assert len(server.requests) == 1  # never sent over the limit
+
+
+def test_at_its_limit_a_call_waits_for_room_within_its_deadline(server):
+    clock = FakeClock()
+    routes = Router(clock=clock, retry_policy=RetryPolicy(wait=clock.wait))
+    register_fake(routes, "fast", server, rpm=60, burst=1)
+    server.script(text="one")
+    server.script(text="two")
+    assert routes.chat("fast", "Hi") == "one"
+    assert routes.completion("fast", messages=MESSAGES, timeout=30).content == "two"
+    assert clock.waits == [pytest.approx(1.0)]
+    assert len(server.requests) == 2
+
+
+def test_max_concurrent_holds_a_slot_until_the_stream_ends(fresh_router, server):
+    register_fake(fresh_router, "fast", server, max_concurrent=1)
+    server.script(text="a b c", stall_after=1)
+    server.script(text="second")
+    first = fresh_router.completion("fast", messages=MESSAGES, stream=True)
+    assert next(c for c in first if c.content).content == "a"
+    with pytest.raises(errors.RateLimitError, match="max_concurrent"):
+        fresh_router.completion("fast", messages=MESSAGES, timeout=0.01)
+    assert len(server.requests) == 1
+    first.close()
+    assert first.join(5)
+    assert fresh_router.chat("fast", "Hi") == "second"  # the slot was freed
