@@ -26,7 +26,7 @@ import itertools
 import math
 import threading
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 import attrs
 
@@ -39,6 +39,7 @@ __all__ = [
     "Lease",
     "Limits",
     "LocalState",
+    "State",
     "estimate_call_tokens",
 ]
 
@@ -126,20 +127,48 @@ class Admission:
     limit: Optional[str] = None
 
 
+class State(Protocol):
+    """Where a router keeps its deployments' limits: this process, or a shared store."""
+
+    #: True when other processes see what this state records (cooldowns included).
+    shared: bool
+
+    def admit(self, key: str, limits: Limits, tokens: int) -> Admission:
+        """Check every limit and the cooldown of ``key``; reserve them all, or none."""
+
+    def settle(self, lease: Lease, used_tokens: int) -> None:
+        """Free ``lease``'s slot and charge ``used_tokens`` instead of its reservation."""
+
+    def renew(self, lease: Lease) -> None:
+        """Extend ``lease``'s slot while its stream is read."""
+
+    def cool(self, key: str, seconds: float) -> None:
+        """Admit nothing for ``key`` during ``seconds``."""
+
+    def forget(self, key: str) -> None:
+        """Forget the buckets of ``key``."""
+
+
 class Lease:
     """An admitted call's reservation: one concurrency slot and its reserved tokens.
 
     Call :meth:`settle` once, when the attempt ends; later calls do nothing.
     """
 
-    def __init__(self, state: LocalState, key: str, limits: Limits, tokens: int) -> None:
+    def __init__(self, state: State, key: str, limits: Limits, tokens: int,
+                 lease_id: Optional[str] = None) -> None:
         self.state = state
         self.key = key
         self.limits = limits
         self.tokens = tokens
-        self.id = next(_lease_ids)
+        self.id = lease_id or str(next(_lease_ids))
         self._settled = False
         self._lock = threading.Lock()
+
+    def renew(self) -> None:
+        """Keep the slot while the stream is read (a shared state's leases expire)."""
+        if not self._settled:
+            self.state.renew(self)
 
     def settle(self, used_tokens: Optional[int] = None) -> None:
         """Free the slot; charge ``used_tokens`` instead of the reservation (None: keep it)."""
@@ -160,12 +189,15 @@ class LocalState:
         clock: monotonic seconds; ``time.monotonic`` by default.
     """
 
+    shared = False
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._request_tat: dict[str, float] = {}
         self._token_tat: dict[str, float] = {}
         self._in_flight: dict[str, int] = {}
+        self._cooling_until: dict[str, float] = {}
 
     def admit(self, key: str, limits: Limits, tokens: int) -> Admission:
         """Check every limit of ``key`` and reserve them together, or none of them.
@@ -177,6 +209,9 @@ class LocalState:
         """
         now = self.clock()
         with self._lock:
+            cooling = self._cooling_until.get(key, now) - now
+            if cooling > 0:
+                return Admission(None, cooling, "cooldown")
             in_flight = self._in_flight.get(key, 0)
             if limits.max_concurrent is not None and in_flight >= limits.max_concurrent:
                 return Admission(None, SLOT_POLL, "max_concurrent")
@@ -209,6 +244,15 @@ class LocalState:
             if lease.limits.tpm is not None and lease.key in self._token_tat:
                 self._token_tat[lease.key] += (used_tokens - lease.tokens) * 60.0 / lease.limits.tpm
 
+    def renew(self, lease: Lease) -> None:
+        """Do nothing: a slot of this process ends with its attempt, it never expires."""
+
+    def cool(self, key: str, seconds: float) -> None:
+        """Admit nothing for ``key`` during ``seconds``."""
+        with self._lock:
+            until = self.clock() + seconds
+            self._cooling_until[key] = max(until, self._cooling_until.get(key, until))
+
     def in_flight(self, key: str) -> int:
         """Return the attempts of ``key`` in flight."""
         with self._lock:
@@ -219,6 +263,7 @@ class LocalState:
         with self._lock:
             self._request_tat.pop(key, None)
             self._token_tat.pop(key, None)
+            self._cooling_until.pop(key, None)
 
 
 def _gcra(tat: float, now: float, increment: float, capacity: float) -> tuple[float, float]:

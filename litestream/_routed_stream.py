@@ -72,6 +72,8 @@ class RouteJob:
         #: Called once when the job is done with its committed attempt (a
         #: limits lease to release, say); set before :meth:`pump` runs.
         self.on_done: Optional[Callable[[], None]] = None
+        #: Called after each batch the committed attempt delivered (lease renewal).
+        self.on_batch: Optional[Callable[[], None]] = None
         #: The total tokens the committed attempt's provider reported, if it did.
         self.usage_tokens: Optional[int] = None
 
@@ -131,6 +133,8 @@ class RouteJob:
                         self.usage_tokens = chunk.usage.total_tokens
                 if not self.sender.put_many(batch):
                     return  # the handle was closed
+                if self.on_batch is not None:
+                    self.on_batch()
             self.sender.close()
         except errors.LitestreamError as error:
             error.partial_content = "".join(texts)

@@ -24,7 +24,7 @@ import attrs
 
 from litestream import core, errors
 from litestream._health import DeploymentKey, HealthBook, counts_against_deployment
-from litestream._limits import Lease, Limits, LocalState
+from litestream._limits import Lease, Limits, State
 from litestream._routed_stream import Cancelled, RoutedStream, RouteJob
 from litestream.channels import alts
 from litestream.options import CallOptions, RetryPolicy
@@ -97,7 +97,7 @@ class Runner:
         clock: monotonic seconds (deadlines are read on it).
     """
 
-    def __init__(self, health: HealthBook, state: LocalState,
+    def __init__(self, health: HealthBook, state: State,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.health = health
         self.state = state
@@ -176,7 +176,7 @@ class Runner:
             Cancelled: ``cancelled`` was set during the wait.
         """
         target = plan.targets[index]
-        if not target.limits.any:
+        if not (target.limits.any or self.state.shared):
             return None
         while True:
             admission = self.state.admit(target.key[0], target.limits, target.tokens)
@@ -198,8 +198,13 @@ class Runner:
     def _count_failure(self, target: Target, error: errors.LitestreamError,
                        failures: list[str]) -> None:
         failures.append(errors.error_summary(error))
-        if counts_against_deployment(error):
-            self.health.failed(target.key)
+        cooldown = None
+        if counts_against_deployment(error) and self.health.failed(target.key):
+            cooldown = self.health.duration
+        if isinstance(error, errors.RateLimitError) and error.retry_after:
+            cooldown = max(cooldown or 0.0, error.retry_after)
+        if cooldown and self.state.shared:
+            self.state.cool(target.key[0], cooldown)  # every process stops at once
 
     def _final_error(self, plan: Plan, last_error: Optional[errors.LitestreamError],
                      failures: list[str]) -> errors.LitestreamError:
@@ -276,6 +281,7 @@ class Runner:
             return
         job.commit(target.provider, target.model)
         if lease is not None:
+            job.on_batch = lease.renew
             job.on_done = lambda: lease.settle(job.usage_tokens)
         job.pump(stream, held)
 

@@ -67,7 +67,7 @@ from litestream._deployments import (
     resolve_target,
 )
 from litestream._health import HealthBook
-from litestream._limits import Limits, LocalState
+from litestream._limits import Limits, LocalState, State
 from litestream._routed_stream import RoutedStream
 from litestream._routing import Plan, Runner
 from litestream._setup import (
@@ -81,9 +81,11 @@ from litestream._setup import (
 )
 from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import PROVIDERS, get_provider
+from litestream.redis_state import RedisState
 from litestream.types import Response
 
 __all__ = [
+    "RedisState",
     "RoutedStream",
     "Router",
     "chat",
@@ -152,7 +154,7 @@ class Router:
         cooldown_failures: int = 3,
         cooldown_window: float = 60.0,
         cooldown_duration: float = 30.0,
-        state: Optional[LocalState] = None,
+        state: Optional[State] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retry_policy = _policy(retry_policy, backoff_base, backoff_cap, max_retry_after)
