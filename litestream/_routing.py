@@ -1,77 +1,82 @@
 """How a :class:`~litestream.router.Router` runs a call: attempts, retries, cooldowns, races.
 
-:mod:`litestream.router` keeps the registry: names, deployments, and the
-plan one call resolves to. This module runs a plan. It tries the plan's
-targets in order, retrying a retryable failure with exponential backoff and
-full jitter, skipping a deployment that is cooling down; for a streaming
-call it does that on a router thread (``litestream-router``) that peeks at
-each attempt until the first content chunk, then commits to it and pumps it
-into the caller's :class:`RoutedStream`. :meth:`_Runner._race` asks several
-deployments at once and keeps the first with content.
-
-Nothing here is public API except :class:`RoutedStream`, which
-:mod:`litestream.router` re-exports.
+:mod:`litestream.router` keeps the registry and turns a name into a
+:class:`Plan`; a :class:`Runner` runs it. It tries the plan's targets in
+order, asking each target's :class:`~litestream.options.RetryPolicy` how
+long to wait before retrying a retryable failure, and skipping a
+deployment its :class:`~litestream._health.HealthBook` says is cooling
+down. A streaming call runs on a router thread (``litestream-router``) that
+peeks at each attempt until the first content chunk, then commits to it
+and pumps it into the caller's
+:class:`~litestream._routed_stream.RoutedStream`. :meth:`Runner.race` asks
+several deployments at once and keeps the first with content.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import random
 import threading
 import time
-import weakref
-from collections import deque
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import attrs
 
 from litestream import core, errors
-from litestream.channels import ReceiveChannel, _Sender, alts
-from litestream.options import DEFAULT_BUFFER, CallOptions
+from litestream._health import DeploymentKey, HealthBook, counts_against_deployment
+from litestream._limits import Lease, Limits, State
+from litestream._routed_stream import Cancelled, RoutedStream, RouteJob
+from litestream.channels import alts
+from litestream.options import CallOptions, RetryPolicy
 from litestream.transport import Stream
 from litestream.types import Chunk, Response
+
+__all__ = ["Plan", "Runner", "Target"]
 
 logger = logging.getLogger("litestream")
 
 T = TypeVar("T")
 
 
-class _Cancelled(Exception):
-    """The routed stream was closed while the router thread still worked for it."""
-
-
-# ---------------------------------------------------------------------------
-# What one call resolves to
-# ---------------------------------------------------------------------------
-
-
 @attrs.frozen
-class _Target:
-    """One deployment resolved for one call: validated, with its config complete."""
+class Target:
+    """One deployment resolved for one call: validated, with its options complete.
+
+    Attributes:
+        provider: the provider's name.
+        model: the model.
+        request: the prepared request body keys.
+        config: the call's options for one attempt (the core does not retry).
+        retry: the router's retry policy, with this deployment's ``max_retries``.
+        key: ``(registered name, provider, model)``: the cooldown unit.
+        limits: the deployment's limits (checked per registered name).
+        tokens: the tokens an attempt reserves under ``limits.tpm``.
+    """
 
     provider: str
     model: str
     request: Mapping[str, Any]
     config: CallOptions
-    max_retries: int
-    key: tuple[str, str, str]  # (registered name, provider, model): the cooldown unit
+    retry: RetryPolicy
+    key: DeploymentKey
+    limits: Limits = attrs.field(factory=Limits)
+    tokens: int = 0
 
 
 @attrs.frozen
-class _Plan:
-    """The targets of one call, primary first, and the call's deadline."""
+class Plan:
+    """The targets of one call, primary first, and the call's deadline (monotonic seconds)."""
 
-    targets: tuple[_Target, ...]
+    targets: tuple[Target, ...]
     deadline: Optional[float]
     stream: bool
     buffer: int
 
-    def attempt_config(self, target: _Target) -> Optional[dict[str, Any]]:
+    def attempt_config(self, target: Target, now: float) -> Optional[dict[str, Any]]:
         """Return the next attempt's options, timeout cut to what is left; None when none is."""
         config = target.config.to_mapping()
         if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
+            remaining = self.deadline - now
             if remaining <= 0:
                 return None
             own = config["timeout"]
@@ -79,363 +84,216 @@ class _Plan:
         return config
 
 
-# ---------------------------------------------------------------------------
+class _TryFallback(Exception):
+    """A deployment is at its limit and a later target of the plan may have room."""
 
 
-class _Health:
-    """Recent failures per deployment, and which deployments are cooling down."""
+class Runner:
+    """Runs plans: limits through a state, retries through a policy, cooldowns through a book.
 
-    def __init__(self, failures: int, window: float, duration: float) -> None:
-        self.failures = failures
-        self.window = window
-        self.duration = duration
-        self.lock = threading.Lock()
-        self.recent: dict[tuple[str, str, str], deque[float]] = {}
-        self.cooling_until: dict[tuple[str, str, str], float] = {}
-
-    def cooling(self, key: tuple[str, str, str]) -> bool:
-        """Return True while ``key`` is skipped after repeated failures."""
-        with self.lock:
-            until = self.cooling_until.get(key)
-            if until is None:
-                return False
-            if time.monotonic() < until:
-                return True
-            del self.cooling_until[key]
-            return False
-
-    def failed(self, key: tuple[str, str, str]) -> None:
-        """Count a failure; the ``failures``-th within ``window`` starts a cooldown."""
-        now = time.monotonic()
-        with self.lock:
-            recent = self.recent.setdefault(key, deque())
-            recent.append(now)
-            while recent and recent[0] <= now - self.window:
-                recent.popleft()
-            if len(recent) < self.failures:
-                return
-            del self.recent[key]
-            self.cooling_until[key] = now + self.duration
-        logger.info(
-            "%s/%s (%s) failed %d times within %.0f s: skipping it for %.0f s",
-            key[1], key[2], key[0], self.failures, self.window, self.duration,
-        )
-
-    def succeeded(self, key: tuple[str, str, str]) -> None:
-        """Forget the failures of ``key``."""
-        with self.lock:
-            self.recent.pop(key, None)
-            self.cooling_until.pop(key, None)
-
-    def forget(self, name: str) -> None:
-        """Forget the failures of every deployment registered as ``name``."""
-        with self.lock:
-            for table in (self.recent, self.cooling_until):
-                for key in [key for key in table if key[0] == name]:
-                    del table[key]
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self.lock:
-            self.recent.clear()
-            self.cooling_until.clear()
-
-
-def _counts_against_deployment(error: errors.LitestreamError) -> bool:
-    """Return True for failures of the deployment itself, not of the caller's request."""
-    return errors.is_retryable(error) or isinstance(error, (
-        errors.AuthenticationError,
-        errors.PermissionDeniedError,
-        errors.QuotaExceededError,
-        errors.ModelNotFoundError,
-    ))
-
-
-# ---------------------------------------------------------------------------
-# Attempt streams
-# ---------------------------------------------------------------------------
-
-
-def _batches(stream: Stream) -> Iterator[list[Chunk]]:
-    """Yield what ``stream`` holds, one batch per wake-up, until it ends.
-
-    A stream error is raised after the batch holding the chunks that came before it.
-    """
-    while True:
-        first = stream.get()
-        if first is None:
-            return
-        batch = [first]
-        pending: Optional[errors.LitestreamError] = None
-        try:
-            while True:
-                value = stream.get_nowait()
-                if value is None:
-                    break
-                batch.append(value)
-        except errors.LitestreamError as error:  # before TimeoutError: StreamTimeout is one
-            pending = error
-        except TimeoutError:
-            pass  # nothing more right now
-        yield batch
-        if pending is not None:
-            raise pending
-
-
-# ---------------------------------------------------------------------------
-# The routed stream
-# ---------------------------------------------------------------------------
-
-
-class _RouteJob:
-    """The state the router thread shares with a :class:`RoutedStream`.
-
-    The thread holds this and the channel state, never the user's handle, so
-    an abandoned handle is garbage-collected and its finalizer cancels the job.
+    Args:
+        health: the health book shared with the router that owns this runner.
+        state: where the deployments' limits are kept.
+        clock: monotonic seconds (deadlines are read on it).
     """
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, health: HealthBook, state: State,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.health = health
         self.state = state
-        self.lock = threading.Lock()
-        self.cancelled = threading.Event()
-        self.current: Optional[Stream] = None
-        self.provider: Optional[str] = None
-        self.model: Optional[str] = None
-        self.failures: list[str] = []
-        self.thread: Optional[threading.Thread] = None
+        self.clock = clock
 
-    def cancel(self) -> None:
-        """Close the routed channel and the attempt in flight; wake the thread from any wait."""
-        self.cancelled.set()
-        self.state.close(discard=True)
-        with self.lock:
-            current = self.current
-        if current is not None:
-            current.close()
-
-    def adopt(self, stream: Stream) -> None:
-        """Make ``stream`` the attempt in flight, or close it when the job was cancelled."""
-        with self.lock:
-            if not self.cancelled.is_set():
-                self.current = stream
-                return
-        stream.close()
-        raise _Cancelled()
-
-    def release(self, stream: Stream) -> None:
-        """Close an attempt stream that the job is done with."""
-        with self.lock:
-            if self.current is stream:
-                self.current = None
-        stream.close()
-
-    def start(self, target: Callable[..., None], *args: Any) -> None:
-        self.thread = threading.Thread(
-            target=target, args=args, name="litestream-router", daemon=True
-        )
-        self.thread.start()
-
-    def commit(self, target: _Target) -> None:
-        self.provider, self.model = target.provider, target.model
-
-    def pump(self, stream: Stream, held: list[Chunk]) -> None:
-        """Forward the committed attempt's chunks in order; its error keeps ``partial_content``."""
-        texts: list[str] = []
-        try:
-            for batch in itertools.chain([held], _batches(stream)):
-                texts.extend(filter(None, map(core.extract_content, batch)))
-                if not self.state.put_many(batch):
-                    return  # the handle was closed
-            self.state.close()
-        except errors.LitestreamError as error:
-            error.partial_content = "".join(texts)
-            error.attempts = (*self.failures, errors.error_summary(error))
-            error.channel = None
-            self.state.close(error)
-        finally:
-            self.release(stream)
-
-
-class RoutedStream(ReceiveChannel[Chunk]):
-    """A stream of chunks from whichever deployment the router settled on.
-
-    It reads like a :class:`~litestream.Stream`: iterate it, ``get`` from it,
-    put it in :func:`~litestream.alts`. While no content chunk has come, a
-    failed attempt is retried or a fallback tried behind the scenes; once
-    content came, a failure is raised from ``get`` (after every earlier
-    chunk) with ``partial_content`` set, and nothing is retried.
-
-    ``close()`` stops everything at once: the attempt in flight, any backoff
-    wait, the router thread. An unreferenced handle is closed when it is
-    garbage-collected.
-
-    Attributes:
-        name: the name the call was routed by.
-    """
-
-    __slots__ = ("name", "_job", "_finalizer")
-
-    def __init__(self, name: str, buffer: int = DEFAULT_BUFFER) -> None:
-        super().__init__(buffer)
-        self.name = name
-        self._job = _RouteJob(_Sender(self._state))
-        self._finalizer = weakref.finalize(self, self._job.cancel)
-
-    @property
-    def provider(self) -> Optional[str]:
-        """The provider of the attempt being streamed (None until one produced content)."""
-        return self._job.provider
-
-    @property
-    def model(self) -> Optional[str]:
-        """The model of the attempt being streamed (None until one produced content)."""
-        return self._job.model
-
-    @property
-    def attempts(self) -> tuple[str, ...]:
-        """One :func:`~litestream.errors.error_summary` line per failed attempt so far."""
-        return tuple(self._job.failures)
-
-    def close(self) -> None:
-        """Cancel the routed call and close the stream; idempotent, callable from any thread."""
-        self._job.cancel()
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the router thread has ended; True if it has."""
-        thread = self._job.thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
-
-    def __repr__(self) -> str:
-        status = "closed" if self._state.closed else "open"
-        where = f"{self.provider}/{self.model}" if self.provider else "not committed"
-        return f"<RoutedStream {self.name!r} {where} {status} buffered={self.qsize()}>"
-
-
-# ---------------------------------------------------------------------------
-# Running a plan
-# ---------------------------------------------------------------------------
-
-
-class _Runner:
-    """The retry, backoff and cooldown half of a :class:`~litestream.router.Router`.
-
-    It holds the backoff settings, the cooldown health of every deployment
-    and the jitter's random source; the ``Router`` adds the registry and
-    turns names into :class:`_Plan` objects for it to run.
-    """
-
-    def __init__(
+    def run(
         self,
-        *,
-        backoff_base: float,
-        backoff_cap: float,
-        max_retry_after: float,
-        cooldown_failures: int,
-        cooldown_window: float,
-        cooldown_duration: float,
-    ) -> None:
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
-        self._health = _Health(cooldown_failures, cooldown_window, cooldown_duration)
-        self._random = random.Random()
-
-    def _run(
-        self,
-        plan: _Plan,
-        attempt: Callable[[_Target, dict[str, Any]], T],
-        wait: Callable[[float], bool],
+        plan: Plan,
+        attempt: Callable[[Target, dict[str, Any]], T],
+        cancelled: threading.Event,
         failures: list[str],
-    ) -> tuple[_Target, T]:
-        """Try the plan's targets with retries and cooldowns; return the first success.
+    ) -> tuple[Target, T, Optional[Lease]]:
+        """Try the plan's targets with limits, retries and cooldowns; return the first success.
 
-        ``wait(delay)`` sleeps between retries and returns True when the call
-        was cancelled meanwhile. ``failures`` collects one summary per attempt.
+        Args:
+            plan: what to try.
+            attempt: ``attempt(target, options)`` makes one attempt.
+            cancelled: set when the caller gave up; it ends any wait.
+            failures: collects one summary line per failed attempt.
+
+        Returns:
+            The target that answered, its result, and its limits lease
+            (None without limits), which the caller settles when done.
 
         Raises:
-            LitestreamError: the last attempt's error, ``attempts`` filled in.
+            Cancelled: ``cancelled`` was set during a wait.
+            LitestreamError: the last attempt's error, ``attempts`` filled in;
+                a ``RateLimitError`` with ``retry_after`` when the last
+                deployment stays at its limit past the deadline (nothing sent).
         """
         last_error: Optional[errors.LitestreamError] = None
         for index, target in enumerate(plan.targets):
-            if self._skippable(plan, index):
+            if self.skippable(plan, index):
                 logger.info("skipping %s/%s: cooling down", target.provider, target.model)
                 continue
             for retry in itertools.count():
-                config = plan.attempt_config(target)
+                config = plan.attempt_config(target, self.clock())
                 if config is None:
                     break
                 try:
+                    lease = self._admit(plan, index, cancelled)
+                except _TryFallback:
+                    break
+                except errors.RateLimitError as error:
+                    failures.append(errors.error_summary(error))
+                    raise self._final_error(plan, error, failures) from None
+                try:
                     result = attempt(target, config)
                 except errors.LitestreamError as error:
+                    if lease is not None:
+                        lease.settle(None if error.partial_content else 0)
                     last_error = error
-                    failures.append(errors.error_summary(error))
-                    if _counts_against_deployment(error):
-                        self._health.failed(target.key)
-                    delay = self._retry_delay(plan, index, retry, error)
+                    self._count_failure(target, error, failures)
+                    delay = self.retry_delay(plan, index, retry, error)
                     if delay is None:
                         break
                     logger.info("retrying %s/%s in %.2f s after %s", target.provider,
                                 target.model, delay, errors.error_summary(error))
-                    if wait(delay):
-                        raise _Cancelled() from None
+                    if target.retry.wait(delay, cancelled):
+                        raise Cancelled() from None
                     continue
-                self._health.succeeded(target.key)
-                return target, result
+                except BaseException:
+                    if lease is not None:
+                        lease.settle()
+                    raise
+                self.health.succeeded(target.key)
+                return target, result, lease
+        raise self._final_error(plan, last_error, failures)
+
+    def _admit(self, plan: Plan, index: int, cancelled: threading.Event) -> Optional[Lease]:
+        """Reserve target ``index``'s limits, waiting for room when no fallback is left.
+
+        Raises:
+            _TryFallback: the target is at a limit and a later target may have room.
+            RateLimitError: no room before the deadline.
+            Cancelled: ``cancelled`` was set during the wait.
+        """
+        target = plan.targets[index]
+        if not (target.limits.any or self.state.shared):
+            return None
+        while True:
+            admission = self.state.admit(target.key[0], target.limits, target.tokens)
+            if admission.lease is not None:
+                return admission.lease
+            if index + 1 < len(plan.targets):
+                logger.info("%s is at its %s limit: trying its fallback", target.key[0],
+                            admission.limit)
+                raise _TryFallback()
+            wait = admission.retry_after
+            if plan.deadline is not None and self.clock() + wait >= plan.deadline:
+                raise errors.RateLimitError(
+                    f"{target.key[0]!r} is at its {admission.limit} limit "
+                    f"(not sent; room in {wait:.2f} s)",
+                    provider=target.provider, model=target.model, retry_after=wait)
+            if target.retry.wait(wait, cancelled):
+                raise Cancelled()
+
+    def _count_failure(self, target: Target, error: errors.LitestreamError,
+                       failures: list[str]) -> None:
+        failures.append(errors.error_summary(error))
+        cooldown = None
+        if counts_against_deployment(error) and self.health.failed(target.key):
+            cooldown = self.health.duration
+        if isinstance(error, errors.RateLimitError) and error.retry_after:
+            cooldown = max(cooldown or 0.0, error.retry_after)
+        if cooldown and self.state.shared:
+            self.state.cool(target.key[0], cooldown)  # every process stops at once
+
+    def _final_error(self, plan: Plan, last_error: Optional[errors.LitestreamError],
+                     failures: list[str]) -> errors.LitestreamError:
         if last_error is None:
+            first = plan.targets[0]
             last_error = errors.TotalTimeout(
                 "the call's timeout passed before any attempt",
-                provider=plan.targets[0].provider, model=plan.targets[0].model)
+                provider=first.provider, model=first.model)
             failures.append(errors.error_summary(last_error))
         last_error.attempts = tuple(failures)
         last_error.channel = None
-        raise last_error
+        return last_error
 
-    def _skippable(self, plan: _Plan, index: int) -> bool:
+    def skippable(self, plan: Plan, index: int) -> bool:
         """Return True when target ``index`` cools down and a later target does not."""
         targets = plan.targets
-        return self._health.cooling(targets[index].key) and any(
-            not self._health.cooling(later.key) for later in targets[index + 1:]
+        return self.health.cooling(targets[index].key) and any(
+            not self.health.cooling(later.key) for later in targets[index + 1:]
         )
 
-    def _retry_delay(
-        self, plan: _Plan, index: int, retry: int, error: errors.LitestreamError
+    def retry_delay(
+        self, plan: Plan, index: int, retry: int, error: errors.LitestreamError
     ) -> Optional[float]:
-        """Seconds to wait before retrying target ``index``, or None to move on."""
-        if not errors.is_retryable(error) or retry >= plan.targets[index].max_retries:
+        """Seconds to wait before retrying target ``index``, or None to move on.
+
+        The target's policy decides (backoff, ``Retry-After``, retries left);
+        the router moves on at once instead when a fallback is free while
+        this target cools down, or when the wait would pass the deadline.
+        """
+        delay = plan.targets[index].retry.delay(retry, error)
+        if delay is None or self.skippable(plan, index):
             return None
-        if self._skippable(plan, index):
-            return None  # a fallback answers at once
-        bound = min(self.backoff_cap, self.backoff_base * 2 ** retry)
-        delay = self._random.uniform(0.0, bound)
-        if error.retry_after is not None:
-            if error.retry_after > self.max_retry_after:
-                return None
-            delay = max(delay, error.retry_after)
-        if plan.deadline is not None and time.monotonic() + delay >= plan.deadline:
+        if plan.deadline is not None and self.clock() + delay >= plan.deadline:
             return None
         return delay
 
-    def _response(self, plan: _Plan) -> Response:
+    def response(self, plan: Plan) -> Response:
         """Run a non-streaming plan on the calling thread; return the first response."""
-        _, response = self._run(plan, _send, _sleep, [])
+        _, response, lease = self.run(plan, _send, threading.Event(), [])
+        if lease is not None:
+            lease.settle(response.usage.total_tokens if response.usage else None)
         return response
 
-    def _stream(self, name: str, plan: _Plan) -> RoutedStream:
+    def stream(self, name: str, plan: Plan) -> RoutedStream:
         """Start a streaming plan on a router thread; return its handle at once."""
         handle = RoutedStream(name, plan.buffer)
-        handle._job.start(_route, self, plan, handle._job)
+        handle.job.start(self._route, plan, handle.job)
         return handle
 
-    def _race(self, names: Sequence[str], plans: Sequence[_Plan]) -> RoutedStream:
-        """Open every plan's first target at once; return the first with content."""
-        deadline = plans[0].deadline
-        targets: dict[Stream, _Target] = {}
+    def _route(self, plan: Plan, job: RouteJob) -> None:
+        """Run one streaming call's router thread: find an attempt with content, pump it."""
+
+        def open_and_peek(target: Target, config: dict[str, Any]) -> tuple[Stream, list[Chunk]]:
+            stream = core.completion(target.provider, target.model, target.request, config)
+            assert isinstance(stream, Stream)
+            job.adopt(stream)
+            try:
+                return stream, _peek(stream, job)
+            except BaseException:
+                job.release(stream)
+                raise
+
+        try:
+            target, (stream, held), lease = self.run(
+                plan, open_and_peek, job.cancelled, job.failures)
+        except Cancelled:
+            return
+        except errors.LitestreamError as error:
+            job.fail(error)
+            return
+        except BaseException as error:  # a bug must still reach the caller
+            logger.exception("the router thread failed")
+            job.fail(errors.LitestreamError(f"router failure: {error!r}"))
+            return
+        job.commit(target.provider, target.model)
+        if lease is not None:
+            job.on_batch = lease.renew
+            job.on_done = lambda: lease.settle(job.usage_tokens)
+        job.pump(stream, held)
+
+    def race(self, names: Sequence[str], plans: Sequence[Plan]) -> RoutedStream:
+        """Open every plan's first target at once; return the first with content.
+
+        Raises:
+            LitestreamError: every stream failed; ``attempts`` lists them.
+        """
+        targets: dict[Stream, Target] = {}
         held: dict[Stream, list[Chunk]] = {}
         failures: list[str] = []
-        last_error: Optional[errors.LitestreamError] = None
         winner: Optional[Stream] = None
         try:
             for plan in plans:
@@ -445,30 +303,7 @@ class _Runner:
                 assert isinstance(stream, Stream)
                 targets[stream] = target
                 held[stream] = []
-            live = list(targets)
-            while live and winner is None:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    chunk, channel = alts(live, timeout=remaining)
-                except errors.LitestreamError as error:
-                    channel, error.channel = error.channel, None
-                    live.remove(channel)
-                    last_error = error
-                    failures.append(errors.error_summary(error))
-                    if _counts_against_deployment(error):
-                        self._health.failed(targets[channel].key)
-                    continue
-                except TimeoutError:
-                    target = plans[0].targets[0]
-                    last_error = errors.TotalTimeout(
-                        "no deployment produced content within the call's timeout",
-                        provider=target.provider, model=target.model)
-                    failures.append(errors.error_summary(last_error))
-                    break
-                if chunk is not None:
-                    held[channel].append(chunk)
-                if chunk is None or chunk.has_content:
-                    winner = channel
+            winner, last_error = self._first_with_content(plans, targets, held, failures)
         finally:
             for stream in targets:
                 if stream is not winner:
@@ -478,60 +313,61 @@ class _Runner:
             last_error.attempts = tuple(failures)
             raise last_error
         target = targets[winner]
-        self._health.succeeded(target.key)
+        self.health.succeeded(target.key)
         handle = RoutedStream("|".join(names), plans[0].buffer)
-        job = handle._job
+        job = handle.job
         job.failures.extend(failures)
-        job.commit(target)
+        job.commit(target.provider, target.model)
         job.adopt(winner)
         job.start(job.pump, winner, held[winner])
         return handle
 
+    def _first_with_content(
+        self, plans: Sequence[Plan], targets: dict[Stream, Target],
+        held: dict[Stream, list[Chunk]], failures: list[str],
+    ) -> tuple[Optional[Stream], Optional[errors.LitestreamError]]:
+        deadline = plans[0].deadline
+        live = list(targets)
+        last_error: Optional[errors.LitestreamError] = None
+        while live:
+            remaining = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                chunk, channel = alts(live, timeout=remaining)
+            except errors.LitestreamError as error:
+                channel, error.channel = error.channel, None
+                live.remove(channel)
+                last_error = error
+                self._count_failure(targets[channel], error, failures)
+                continue
+            except TimeoutError:
+                first = plans[0].targets[0]
+                last_error = errors.TotalTimeout(
+                    "no deployment produced content within the call's timeout",
+                    provider=first.provider, model=first.model)
+                failures.append(errors.error_summary(last_error))
+                return None, last_error
+            if chunk is not None:
+                held[channel].append(chunk)
+            if chunk is None or chunk.has_content:
+                return channel, None
+        return None, last_error
 
-def _send(target: _Target, config: dict[str, Any]) -> Response:
+
+def _send(target: Target, config: dict[str, Any]) -> Response:
     response = core.completion(target.provider, target.model, target.request, config)
     assert isinstance(response, Response)
     return response
 
 
-def _sleep(delay: float) -> bool:
-    # An Event, not time.sleep: the wait is a plain interruptible wait like the others.
-    threading.Event().wait(delay)
-    return False
-
-
-def _route(runner: _Runner, plan: _Plan, job: _RouteJob) -> None:
-    """Run one streaming call's router thread: find an attempt with content, then pump it."""
-
-    def open_and_peek(target: _Target, config: dict[str, Any]) -> tuple[Stream, list[Chunk]]:
-        stream = core.completion(target.provider, target.model, target.request, config)
-        assert isinstance(stream, Stream)
-        job.adopt(stream)
-        held: list[Chunk] = []
-        try:
-            while True:
-                chunk = stream.get()
-                if chunk is None:
-                    if job.cancelled.is_set():
-                        raise _Cancelled()
-                    return stream, held  # a complete answer without content
-                held.append(chunk)
-                if chunk.has_content:
-                    return stream, held
-        except BaseException:
-            job.release(stream)
-            raise
-
-    try:
-        target, (stream, held) = runner._run(plan, open_and_peek, job.cancelled.wait, job.failures)
-    except _Cancelled:
-        return
-    except errors.LitestreamError as error:
-        job.state.close(error)
-        return
-    except BaseException as error:  # a bug must still reach the caller
-        logger.exception("the router thread failed")
-        job.state.close(errors.LitestreamError(f"router failure: {error!r}"))
-        return
-    job.commit(target)
-    job.pump(stream, held)
+def _peek(stream: Stream, job: RouteJob) -> list[Chunk]:
+    """Hold ``stream``'s chunks back until one carries content (or the stream ends)."""
+    held: list[Chunk] = []
+    while True:
+        chunk = stream.get()
+        if chunk is None:
+            if job.cancelled.is_set():
+                raise Cancelled()
+            return held  # a complete answer without content
+        held.append(chunk)
+        if chunk.has_content:
+            return held

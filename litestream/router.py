@@ -6,9 +6,10 @@ picks the provider and model per request. ``completion(name, request)`` then
 does what a production caller needs around one call:
 
 * retries a retryable failure (connect errors, 408, 409, 429, 5xx, 529,
-  in-band ``overloaded`` errors, a first-chunk timeout) with exponential
-  backoff and full jitter, waiting at least as long as the provider's
-  ``Retry-After`` asked, all within the call's total ``timeout``;
+  in-band ``overloaded`` errors, a first-chunk timeout) as the router's
+  :class:`~litestream.options.RetryPolicy` says: exponential backoff with
+  full jitter, waiting at least as long as the provider's ``Retry-After``
+  asked, all within the call's total ``timeout``;
 * never retries once content reached the caller: the error is raised with
   ``partial_content`` holding the text delivered so far;
 * moves on to the deployment's ``fallbacks`` when its retries are spent, and
@@ -21,9 +22,11 @@ A streaming call returns a :class:`RoutedStream` at once. A router thread
 other metadata chunks are held back until the first content chunk arrives,
 then the router commits to that attempt and forwards everything in order.
 
-The module-level functions (:func:`register`, :func:`completion`,
-:func:`quick_setup`...) work on one default router, the only global state of
-this module; it is thread-safe like every :class:`Router`.
+A ``Router`` is a registry composed with a runner (retries, fallbacks,
+races) and a health book (cooldowns). The module-level functions
+(:func:`register`, :func:`completion`, :func:`quick_setup`...) delegate to
+one default router, the only global state of this module; it is
+thread-safe like every :class:`Router`.
 
 Example:
     >>> from litestream import router
@@ -32,7 +35,7 @@ Example:
     >>> router.register("fast", provider="openai", model="gpt-4o-mini",
     ...                 fallbacks=["anthropic"])                # doctest: +SKIP
     >>> for chunk in router.completion("fast", messages=[...], stream=True):  # doctest: +SKIP
-    ...     print(litestream.extract_content(chunk) or "", end="")
+    ...     print(chunk.content or "", end="")
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import threading
 import time
 from typing import (
@@ -56,17 +58,34 @@ from typing import (
     Union,
 )
 
-import attrs
-
 from litestream import core, errors
-from litestream._routing import RoutedStream, _Plan, _Runner, _Target
-from litestream.options import OPTION_NAMES
+from litestream._deployments import (
+    Deployment,
+    RouteFunction,
+    build_deployment,
+    copy_config,
+    resolve_target,
+)
+from litestream._health import HealthBook
+from litestream._limits import Limits, LocalState, State
+from litestream._routed_stream import RoutedStream
+from litestream._routing import Plan, Runner
+from litestream._setup import (
+    QUICK_SETUP_PROVIDERS as QUICK_SETUP_PROVIDERS,  # the CLI lists them
+)
+from litestream._setup import (
+    env_config,
+    provider_info,
+    providers,
+    setup_from_env,
+)
+from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import PROVIDERS, get_provider
+from litestream.redis_state import RedisState
 from litestream.types import Response
 
 __all__ = [
-    "DEFAULT_MAX_RETRIES",
-    "QUICK_SETUP_PROVIDERS",
+    "RedisState",
     "RoutedStream",
     "Router",
     "chat",
@@ -81,101 +100,26 @@ __all__ = [
     "race",
     "register",
     "setup",
-    "setup_anthropic",
-    "setup_gemini",
-    "setup_mistral",
-    "setup_ollama",
-    "setup_openai",
-    "setup_openrouter",
     "unregister",
-    "validate_request",
 ]
 
 logger = logging.getLogger("litestream")
-
-#: Retries after the first attempt of a deployment, unless registered otherwise.
-DEFAULT_MAX_RETRIES = 2
-
-#: The providers :func:`quick_setup` looks for, in the order it registers them.
-QUICK_SETUP_PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "openrouter", "ollama")
-
-#: ``fn(request) -> {"provider": ..., "model": ...}`` picks a deployment per request.
-RouteFunction = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-# ---------------------------------------------------------------------------
-# Registered deployments
-# ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Deployment:
-    """What ``register`` stored under a name; never mutated (re-registering replaces it)."""
-
-    name: str
-    provider: Optional[str]
-    model: Optional[str]
-    config: Mapping[str, Any]
-    fallbacks: tuple[str, ...]
-    max_retries: int
-    route: Optional[RouteFunction] = None
-    configs: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-    route_keys: frozenset[str] = frozenset()
-
-    def describe(self) -> dict[str, Any]:
-        """Return the registration as a new dict, with API keys masked."""
-        description: dict[str, Any] = {
-            "name": self.name,
-            "provider": self.provider,
-            "model": self.model,
-            "config": _masked(self.config),
-            "fallbacks": list(self.fallbacks),
-            "max_retries": self.max_retries,
-        }
-        if self.route is not None:
-            description["router"] = self.route
-            description["configs"] = {name: _masked(c) for name, c in self.configs.items()}
-            description["route_keys"] = sorted(self.route_keys)
-        return description
-
-
-def _copy_config(config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-    """Copy a config one level deeper than ``dict()`` (``headers`` is a dict of its own)."""
-    copied = dict(config or {})
-    if isinstance(copied.get("headers"), Mapping):
-        copied["headers"] = dict(copied["headers"])
-    return copied
-
-
-def _check_config(config: Mapping[str, Any], where: str) -> None:
-    unknown = set(config) - OPTION_NAMES
-    if unknown:
-        raise errors.ConfigurationError(
-            f"unknown config keys {sorted(unknown)} for {where}; "
-            f"known keys: {sorted(OPTION_NAMES)}"
-        )
-    errors.register_secret(config.get("api_key"))
-
-
-def _masked(config: Mapping[str, Any]) -> dict[str, Any]:
-    masked = _copy_config(config)
-    if masked.get("api_key"):
-        masked["api_key"] = "[REDACTED]"
-    return masked
-
-
-# ---------------------------------------------------------------------------
-# The router
-# ---------------------------------------------------------------------------
-
-
-class Router(_Runner):
+class Router:
     """A thread-safe registry of named deployments, with retries, fallbacks and cooldowns.
 
+    Retries follow one :class:`~litestream.options.RetryPolicy`: pass
+    ``retry_policy``, or the ``backoff_*`` and ``max_retry_after`` arguments
+    that build one. Its ``max_retries`` is the default of every deployment
+    (``register(..., max_retries=)`` sets one's own); its ``wait`` sleeps
+    between attempts, so a test injects a fake one and waits for nothing.
+
     Args:
+        retry_policy: the retry policy; built from the next three when omitted.
         backoff_base: the first retry waits up to this many seconds; each
             further retry doubles the bound (full jitter: a uniform draw below it).
         backoff_cap: the bound never exceeds this many seconds.
@@ -185,6 +129,13 @@ class Router(_Runner):
         cooldown_window: ... within this many seconds ...
         cooldown_duration: ... make it skipped for this many seconds, as long
             as a deployment that is not cooling down is left to try.
+        state: where the deployments' limits (``rpm``, ``tpm``,
+            ``max_concurrent``) are kept; an in-process state by default.
+        clock: monotonic seconds, for deadlines, cooldowns and limits.
+
+    Raises:
+        ConfigurationError: ``retry_policy`` given with a ``backoff_*`` or
+            ``max_retry_after`` argument, or a bad value.
 
     Example:
         >>> r = Router(backoff_base=0.1)
@@ -196,23 +147,23 @@ class Router(_Runner):
     def __init__(
         self,
         *,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        max_retry_after: float = 60.0,
+        retry_policy: Optional[RetryPolicy] = None,
+        backoff_base: Optional[float] = None,
+        backoff_cap: Optional[float] = None,
+        max_retry_after: Optional[float] = None,
         cooldown_failures: int = 3,
         cooldown_window: float = 60.0,
         cooldown_duration: float = 30.0,
+        state: Optional[State] = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            max_retry_after=max_retry_after,
-            cooldown_failures=cooldown_failures,
-            cooldown_window=cooldown_window,
-            cooldown_duration=cooldown_duration,
-        )
+        self.retry_policy = _policy(retry_policy, backoff_base, backoff_cap, max_retry_after)
+        self.clock = clock
+        self._health = HealthBook(cooldown_failures, cooldown_window, cooldown_duration, clock)
+        self._state = LocalState(clock) if state is None else state
+        self._runner = Runner(self._health, self._state, clock)
         self._lock = threading.Lock()
-        self._deployments: dict[str, _Deployment] = {}
+        self._deployments: dict[str, Deployment] = {}
 
     # -- the registry --------------------------------------------------------
 
@@ -224,10 +175,14 @@ class Router(_Runner):
         config: Optional[Mapping[str, Any]] = None,
         *,
         fallbacks: Union[str, Iterable[str]] = (),
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: Optional[int] = None,
         router: Optional[RouteFunction] = None,
         configs: Optional[Mapping[str, Mapping[str, Any]]] = None,
         route_keys: Iterable[str] = (),
+        rpm: Optional[float] = None,
+        tpm: Optional[float] = None,
+        max_concurrent: Optional[int] = None,
+        burst: Optional[int] = None,
         **config_kwargs: Any,
     ) -> None:
         """Register (or replace) the deployment called ``name``; no I/O.
@@ -240,58 +195,43 @@ class Router(_Runner):
                 copied. ``max_retries`` in it overrides the argument.
             fallbacks: names (or ``"provider/model"``) tried in order once
                 this deployment's retries are spent.
-            max_retries: retries of a retryable failure before falling back.
+            max_retries: retries of a retryable failure before falling back;
+                the router's ``retry_policy.max_retries`` when omitted.
             router: dynamic routing: ``fn(request) -> {"provider": ...,
                 "model": ...}`` picks the deployment per request (it may
                 also return a ``"config"`` dict merged over ``configs``).
             configs: with ``router``, the config of each provider it may pick.
             route_keys: request keys only ``router`` reads (a ``priority``,
                 say); they are removed before the request is sent.
+            rpm: requests per minute, refilled continuously (a GCRA).
+            tpm: tokens per minute: a call reserves its prompt's estimate
+                plus ``max_tokens`` and settles with the reported usage.
+            max_concurrent: attempts of this deployment in flight at once.
+            burst: requests admitted at once on a full bucket; one second's
+                worth of ``rpm`` (at least 1) by default.
             **config_kwargs: config keys given as keywords.
 
+        A call to a deployment at one of its limits goes to a fallback,
+        else waits for room within its ``timeout``, else raises
+        :class:`~litestream.errors.RateLimitError` with ``retry_after``;
+        it is never sent over the limit.
+
         Raises:
-            ConfigurationError: an unknown provider or config key, or a
-                deployment without a provider or routing function.
+            ConfigurationError: an unknown provider or config key, a bad
+                limit, or a deployment without a provider or routing function.
         """
-        if not isinstance(name, str) or not name:
-            raise errors.ConfigurationError("a deployment name must be a non-empty string")
-        merged = _copy_config(config)
+        merged = copy_config(config)
         merged.update(config_kwargs)
-        _check_config(merged, repr(name))
-        retries = int(merged.pop("max_retries", max_retries))
-        if retries < 0:
-            raise errors.ConfigurationError("max_retries must be 0 or more")
-        if isinstance(fallbacks, str):
-            fallbacks = (fallbacks,)
-        fallbacks = tuple(fallbacks)
-        if name in fallbacks:
-            raise errors.ConfigurationError(f"{name!r} cannot be its own fallback")
-        if provider is not None:
-            if model is None and "/" in provider:
-                provider, model = core.split_model(provider, None)
-            provider_object = get_provider(provider)
-            provider, model = provider_object.name, model or provider_object.default_model
-        route_configs: dict[str, Mapping[str, Any]] = {}
-        if router is not None:
-            if not callable(router):
-                raise errors.ConfigurationError("router must be a function of the request")
-            for provider_name, provider_config in (configs or {}).items():
-                get_provider(provider_name)
-                route_config = _copy_config(provider_config)
-                _check_config(route_config, f"{name!r}/{provider_name}")
-                route_configs[provider_name] = route_config
-        elif provider is None:
-            raise errors.ConfigurationError(
-                f"register({name!r}, ...) needs provider= (and model=) or router="
-            )
-        deployment = _Deployment(
-            name=name, provider=provider, model=model, config=merged, fallbacks=fallbacks,
-            max_retries=retries, route=router, configs=route_configs,
-            route_keys=frozenset(route_keys),
+        deployment = build_deployment(
+            name, provider, model, merged, fallbacks=fallbacks,
+            max_retries=self.retry_policy.max_retries if max_retries is None else max_retries,
+            router=router, configs=configs, route_keys=route_keys,
+            limits=Limits(rpm=rpm, tpm=tpm, max_concurrent=max_concurrent, burst=burst),
         )
         with self._lock:
             self._deployments[name] = deployment
         self._health.forget(name)
+        self._state.forget(name)
 
     def setup(
         self,
@@ -316,21 +256,9 @@ class Router(_Runner):
         Raises:
             ConfigurationError: no key given or set for a provider that needs one.
         """
-        provider_object = get_provider(provider)
-        env = os.environ if env is None else env
-        api_key = api_key or core.env_api_key(provider_object, env)
-        if provider_object.requires_api_key and not api_key:
-            variables = " or ".join(core.key_variables(provider_object)) or "api_key"
-            raise errors.ConfigurationError(
-                f"no API key for {provider_object.name}: pass api_key=... or set {variables}"
-            )
-        if api_key:
-            config["api_key"] = api_key
-        api_base = core.env_api_base(provider_object, env)
-        if api_base:
-            config.setdefault("api_base", api_base)
-        name = name or provider_object.name
-        self.register(name, provider_object.name, model, config)
+        provider_name, config = env_config(provider, api_key, env, config)
+        name = name or provider_name
+        self.register(name, provider_name, model, config)
         return name
 
     def quick_setup(self, env: Optional[Mapping[str, str]] = None) -> list[str]:
@@ -345,31 +273,7 @@ class Router(_Runner):
         Args:
             env: the environment to read; ``os.environ`` by default.
         """
-        env = os.environ if env is None else env
-        registered: list[str] = []
-        missing: list[str] = []
-        with_key = 0
-        for provider_name in QUICK_SETUP_PROVIDERS:
-            if provider_name not in PROVIDERS:
-                continue
-            provider_object = get_provider(provider_name)
-            has_key = core.env_api_key(provider_object, env) is not None
-            if provider_object.requires_api_key and not has_key:
-                missing.append(" or ".join(core.key_variables(provider_object)))
-                continue
-            try:
-                registered.append(self.setup(provider_name, env=env))
-            except errors.ConfigurationError as error:  # a malformed variable, say
-                logger.warning("quick_setup skipped %s: %s", provider_name, error)
-                continue
-            with_key += provider_object.requires_api_key
-        if not with_key:
-            logger.info(
-                "litestream quick_setup: no API key found, registered only %s; "
-                "set %s to use more providers",
-                ", ".join(registered) or "nothing", ", ".join(missing),
-            )
-        return registered
+        return setup_from_env(lambda provider: self.setup(provider, env=env), env)
 
     def unregister(self, name: str) -> bool:
         """Remove ``name``; True if it was registered."""
@@ -384,7 +288,11 @@ class Router(_Runner):
             return sorted(self._deployments)
 
     def get_config(self, name: str) -> dict[str, Any]:
-        """Return what is registered under ``name`` (a new dict; API keys masked).
+        """Return what is registered under ``name`` (a new dict).
+
+        API keys and the values of credential headers (``Authorization``,
+        ``api-key``, see :func:`~litestream.errors.is_credential_header`)
+        are masked as ``"[REDACTED]"``.
 
         Raises:
             ConfigurationError: ``name`` is not registered.
@@ -397,7 +305,7 @@ class Router(_Runner):
             self._deployments.clear()
         self._health.clear()
 
-    def _deployment(self, name: str) -> _Deployment:
+    def _deployment(self, name: str) -> Deployment:
         with self._lock:
             deployment = self._deployments.get(name)
             known = sorted(self._deployments)
@@ -410,20 +318,20 @@ class Router(_Runner):
         except errors.ConfigurationError:
             pass
         else:
-            return _Deployment(
+            return Deployment(
                 name=name, provider=provider.name, model=model or provider.default_model,
-                config={}, fallbacks=(), max_retries=DEFAULT_MAX_RETRIES,
+                config={}, fallbacks=(), max_retries=self.retry_policy.max_retries,
             )
         raise errors.ConfigurationError(
             f"no deployment named {name!r}; registered names: {known or 'none'} "
             f"(provider names and 'provider/model' work too: {sorted(PROVIDERS)})"
         )
 
-    # -- planning a call -------------------------------------------------------
+    # -- calls -------------------------------------------------------------------
 
-    def _plan(self, name: str, request: Optional[Mapping[str, Any]], kwargs: dict[str, Any],
-              *, with_fallbacks: bool = True) -> _Plan:
-        """Resolve ``name`` and its fallbacks into validated targets; no I/O."""
+    def _plan(self, name: str, request: Optional[Mapping[str, Any]] = None,
+              *, with_fallbacks: bool = True, **kwargs: Any) -> Plan:
+        """Resolve ``name`` and its fallbacks into the validated plan of one call; no I/O."""
         merged_request = dict(request or {})
         call_config: dict[str, Any] = {}
         model = kwargs.pop("model", None)
@@ -437,51 +345,17 @@ class Router(_Runner):
         if with_fallbacks:
             chain.extend(self._deployment(fallback) for fallback in primary.fallbacks)
         targets = tuple(
-            self._target(deployment, merged_request, call_config, model if i == 0 else None)
+            resolve_target(deployment, merged_request, call_config,
+                           model if i == 0 else None, self.retry_policy)
             for i, deployment in enumerate(chain)
         )
         total = targets[0].config.timeouts.total
-        return _Plan(
+        return Plan(
             targets=targets,
-            deadline=None if total is None else time.monotonic() + total,
+            deadline=None if total is None else self.clock() + total,
             stream=bool(merged_request.get("stream")),
             buffer=targets[0].config.buffer,
         )
-
-    def _target(
-        self,
-        deployment: _Deployment,
-        request: Mapping[str, Any],
-        call_config: Mapping[str, Any],
-        model: Optional[str],
-    ) -> _Target:
-        provider, chosen_model = deployment.provider, deployment.model
-        config = dict(deployment.config)
-        if deployment.route is not None:
-            choice = deployment.route(dict(request))
-            if not isinstance(choice, Mapping) or not (choice.get("provider") or provider):
-                raise errors.ConfigurationError(
-                    f"the router of {deployment.name!r} must return "
-                    f"{{'provider': ..., 'model': ...}}, not {choice!r}"
-                )
-            if choice.get("provider"):
-                provider, chosen_model = choice["provider"], None
-            chosen_model = choice.get("model") or chosen_model
-            config.update(deployment.configs.get(provider, {}))
-            config.update(choice.get("config") or {})
-            request = {k: v for k, v in request.items() if k not in deployment.route_keys}
-        assert provider is not None
-        model = model or chosen_model or get_provider(provider).default_model
-        config.update(call_config)
-        max_retries = int(config.pop("max_retries", deployment.max_retries))
-        # The router retries and falls back itself: each attempt is one request.
-        config["max_retries"] = 0
-        provider_object, model, prepared, resolved = core.prepare(provider, model, request, config)
-        return _Target(
-            provider=provider_object.name, model=model, request=prepared, config=resolved,
-            max_retries=max_retries, key=(deployment.name, provider_object.name, model),
-        )
-
 
     def completion(
         self, name: str, request: Optional[Mapping[str, Any]] = None, **kwargs: Any
@@ -494,7 +368,8 @@ class Router(_Runner):
             request: OpenAI chat keys (``messages``, ``stream``...).
             **kwargs: request keys, config keys overriding the registered
                 config (``timeout`` is the whole call's budget, retries
-                included), and ``model`` to override the model.
+                included; ``max_retries`` and ``retry_policy`` this call's
+                retries), and ``model`` to override the model.
 
         Returns:
             A :class:`RoutedStream` (at once) when ``stream`` is true, else
@@ -506,10 +381,10 @@ class Router(_Runner):
             LitestreamError: a non-streaming call failed on every attempt;
                 ``attempts`` holds one summary line per attempt.
         """
-        plan = self._plan(name, request, kwargs)
+        plan = self._plan(name, request, **kwargs)
         if plan.stream:
-            return self._stream(name, plan)
-        return self._response(plan)
+            return self._runner.stream(name, plan)
+        return self._runner.response(plan)
 
     def race(
         self, names: Sequence[str], request: Optional[Mapping[str, Any]] = None, **kwargs: Any
@@ -533,8 +408,8 @@ class Router(_Runner):
         if not names:
             raise errors.ConfigurationError("race needs at least one deployment name")
         kwargs["stream"] = True
-        plans = [self._plan(name, request, dict(kwargs), with_fallbacks=False) for name in names]
-        return self._race(names, plans)
+        plans = [self._plan(name, request, with_fallbacks=False, **kwargs) for name in names]
+        return self._runner.race(names, plans)
 
     def chat(self, name: str, message: str, system: Optional[str] = None) -> str:
         """Ask one question and return the answer's text ("" when it has none).
@@ -553,74 +428,26 @@ class Router(_Runner):
         return f"<Router names={self.names()}>"
 
 
-# ---------------------------------------------------------------------------
-# Provider discovery
-# ---------------------------------------------------------------------------
-
-
-def providers() -> list[str]:
-    """Return the names of the providers litestream speaks, sorted."""
-    return sorted(PROVIDERS)
-
-
-def provider_info(name: str, env: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
-    """Describe a provider: defaults, variables, capabilities, and whether its key is set.
-
-    Args:
-        name: the provider name.
-        env: the environment to check for the key; ``os.environ`` by default.
-
-    Raises:
-        ConfigurationError: an unknown provider.
-    """
-    provider = get_provider(name)
-    env = os.environ if env is None else env
-    return {
-        "name": provider.name,
-        "default_api_base": provider.default_api_base,
-        "api_base": core.env_api_base(provider, env),
-        "env_var": provider.env_var,
-        "env_var_aliases": list(getattr(provider, "env_var_aliases", ()) or ()),
-        "base_url_env_var": provider.base_url_env_var,
-        "default_model": provider.default_model,
-        "requires_api_key": provider.requires_api_key,
-        "supports_streaming": provider.supports_streaming,
-        "supports_tools": provider.supports_tools,
-        "api_key_set": core.env_api_key(provider, env) is not None,
-    }
-
-
-def validate_request(provider: str, request: Mapping[str, Any]) -> list[str]:
-    """Return every problem of ``request`` for ``provider`` at once (empty when it is fine).
-
-    Checks the request's shape (:func:`litestream.core.validate_request`)
-    and what the provider can do: tools, streaming.
-    """
-    try:
-        provider_object = get_provider(provider.split("/", 1)[0])
-    except errors.ConfigurationError as error:
-        return [str(error)]
-    problems = core.validate_request(request)
-    tools = request.get("tools")
-    if tools:
-        if not provider_object.supports_tools:
-            problems.append(f"{provider_object.name} does not support tools")
-        if not isinstance(tools, (list, tuple)):
-            problems.append("'tools' must be a list")
-        else:
-            for position, tool in enumerate(tools):
-                function = tool.get("function") if isinstance(tool, Mapping) else None
-                if not isinstance(function, Mapping) or not function.get("name"):
-                    problems.append(f"tools[{position}] needs a 'function' with a 'name'")
-    elif request.get("tool_choice") not in (None, "none", "auto"):
-        problems.append("'tool_choice' is set but there are no 'tools'")
-    if request.get("stream") and not provider_object.supports_streaming:
-        problems.append(f"{provider_object.name} does not support streaming")
-    return problems
+def _policy(
+    policy: Optional[RetryPolicy], backoff_base: Optional[float],
+    backoff_cap: Optional[float], max_retry_after: Optional[float],
+) -> RetryPolicy:
+    """Return ``policy``, or one built from the ``backoff_*`` arguments (never both)."""
+    given = {name: value for name, value in [
+        ("backoff_base", backoff_base), ("backoff_cap", backoff_cap),
+        ("max_retry_after", max_retry_after)] if value is not None}
+    if policy is None:
+        return RetryPolicy(**given)
+    if not isinstance(policy, RetryPolicy):
+        raise errors.ConfigurationError("retry_policy must be a RetryPolicy")
+    if given:
+        raise errors.ConfigurationError(
+            f"give retry_policy or {', '.join(sorted(given))}, not both")
+    return policy
 
 
 # ---------------------------------------------------------------------------
-# The default router and the module-level shims over it
+# The default router and the module-level functions over it
 # ---------------------------------------------------------------------------
 
 _default_router = Router()
@@ -659,32 +486,3 @@ clear = _delegate(Router.clear)
 completion = _delegate(Router.completion)
 race = _delegate(Router.race)
 chat = _delegate(Router.chat)
-
-
-def _setup_function(provider: str) -> Callable[..., str]:
-    """Make ``setup_<provider>``: register ``provider`` on the default router."""
-
-    def setup_provider(
-        api_key: Optional[str] = None, model: Optional[str] = None, name: str = provider,
-        **config: Any,
-    ) -> str:
-        return _default_router.setup(provider, api_key=api_key, model=model, name=name, **config)
-
-    setup_provider.__name__ = setup_provider.__qualname__ = f"setup_{provider}"
-    setup_provider.__doc__ = (
-        f"Register {provider} under ``name`` on the default router; return the name.\n\n"
-        f"    The key is ``api_key`` or the one in the environment (see\n"
-        f"    ``provider_info({provider!r})``); ``model`` defaults to the provider's default\n"
-        f"    model; ``**config`` takes config keys such as ``api_base`` or ``timeout``.\n\n"
-        f"    Raises:\n"
-        f"        ConfigurationError: no key given or set, when {provider} needs one.\n"
-    )
-    return setup_provider
-
-
-setup_openai = _setup_function("openai")
-setup_anthropic = _setup_function("anthropic")
-setup_gemini = _setup_function("gemini")
-setup_mistral = _setup_function("mistral")
-setup_openrouter = _setup_function("openrouter")
-setup_ollama = _setup_function("ollama")

@@ -15,9 +15,21 @@ import pytest
 
 from litestream import errors, router
 from litestream.core import extract_content
+from litestream.options import RetryPolicy
 from litestream.router import RoutedStream, Router
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+class RecordedWaits:
+    """A retry wait that records the delays asked for and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float, cancelled: threading.Event) -> bool:
+        self.delays.append(seconds)
+        return cancelled.is_set()
 
 
 @pytest.fixture
@@ -79,20 +91,29 @@ def test_quick_setup_without_keys_registers_ollama_and_logs_the_variables(fresh_
                for m in messages), messages
 
 
-def test_setup_functions_use_an_explicit_key_or_the_environment(
-    default_router_cleared, monkeypatch
-):
+def test_setup_uses_an_explicit_key_or_the_environment(default_router_cleared, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env-key-000")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert router.setup_anthropic() == "anthropic"
-    assert router.setup_openai(api_key="sk-explicit-0000", model="gpt-x", name="mine") == "mine"
+    assert router.setup("anthropic") == "anthropic"
+    assert router.setup("openai", api_key="sk-explicit-0000", model="gpt-x", name="mine") == "mine"
     assert router.get_config("mine")["model"] == "gpt-x"
     assert router.names() == ["anthropic", "mine"]
     with pytest.raises(errors.ConfigurationError, match="OPENAI_API_KEY"):
-        router.setup_openai()
-    assert router.setup_ollama(api_base="http://127.0.0.1:1") == "ollama"
-    assert router.setup_gemini.__name__ == "setup_gemini"
-    assert "gemini" in router.setup_gemini.__doc__
+        router.setup("openai")
+    assert router.setup("ollama", api_base="http://127.0.0.1:1") == "ollama"
+
+
+def test_the_module_namespace_is_lean():
+    assert not [name for name in router.__all__ if name.startswith("setup_")]
+    assert "validate_request" not in router.__all__
+    assert not hasattr(router, "validate_request")  # core.validate_request is the one
+    for name in router.__all__:
+        assert getattr(router, name).__doc__, name
+    assert router.completion.__doc__.endswith("(:func:`default_router`).")
+
+
+def test_a_router_holds_a_runner_and_a_health_book_not_a_base_class():
+    assert Router.__mro__ == (Router, object)
 
 
 # ---------------------------------------------------------------------------
@@ -159,6 +180,20 @@ def test_api_keys_stay_out_of_reprs(fresh_router):
     assert "sk-secret" not in repr(fresh_router)
 
 
+def test_get_config_masks_every_credential_header(fresh_router):
+    headers = {"Authorization": "Bearer sk-header-secret-1", "api-key": "azure-secret-22",
+               "X-Custom-Auth": "custom-secret-333", "X-Title": "my app"}
+    fresh_router.register("a", provider="openai", model="m", headers=headers)
+    fresh_router.register("auto", router=lambda request: {"provider": "openai"},
+                          configs={"openai": {"headers": headers}})
+    shown = fresh_router.get_config("a")["config"]["headers"]
+    assert shown == {"Authorization": "[REDACTED]", "api-key": "[REDACTED]",
+                     "X-Custom-Auth": "[REDACTED]", "X-Title": "my app"}
+    assert fresh_router.get_config("auto")["configs"]["openai"]["headers"] == shown
+    assert "secret" not in repr(fresh_router.get_config("auto"))
+    assert headers["Authorization"] == "Bearer sk-header-secret-1"  # the caller's dict untouched
+
+
 # ---------------------------------------------------------------------------
 # Provider discovery
 # ---------------------------------------------------------------------------
@@ -177,26 +212,6 @@ def test_providers_and_provider_info():
     assert ollama["api_base"].startswith("http://localhost:11434")
     with pytest.raises(errors.ConfigurationError):
         router.provider_info("nosuch")
-
-
-def test_validate_request_reports_every_problem_at_once(monkeypatch):
-    request = {
-        "messages": [{"role": "wizard", "content": "x"}],
-        "temperature": "hot",
-        "tools": [{"type": "function", "function": {}}],
-    }
-    problems = router.validate_request("openai", request)
-    assert len(problems) == 3, problems
-    assert any("wizard" in p for p in problems)
-    assert any("temperature" in p for p in problems)
-    assert any("tools[0]" in p for p in problems)
-    assert router.validate_request("openai", {"messages": MESSAGES}) == []
-    assert router.validate_request("nosuch", {"messages": MESSAGES})[0].startswith("unknown")
-    no_tools = router.PROVIDERS["ollama"]
-    monkeypatch.setattr(type(no_tools), "supports_tools", False)
-    tools = [{"type": "function", "function": {"name": "f"}}]
-    assert router.validate_request("ollama", {"messages": MESSAGES, "tools": tools}) == [
-        "ollama does not support tools"]
 
 
 # ---------------------------------------------------------------------------
@@ -252,15 +267,17 @@ def test_completion_accepts_provider_names_directly(fresh_router, server):
     assert server.last_request.json["model"] == "claude-x"
 
 
-def test_429_with_retry_after_is_retried_after_the_wait(fresh_router, server):
-    register_fake(fresh_router, "fast", server)
+def test_429_with_retry_after_waits_at_least_that_long_through_the_policy(server):
+    waits = RecordedWaits()
+    routes = Router(retry_policy=RetryPolicy(backoff_base=0.01, backoff_cap=0.05, wait=waits))
+    register_fake(routes, "fast", server)
     server.script(error_status=429, retry_after=1)
-    server.script(error_status=429, retry_after=1)
+    server.script(error_status=429, retry_after=2)
     server.script(text="finally")
-    started = time.monotonic()
-    stream = fresh_router.completion("fast", messages=MESSAGES, stream=True)
+    stream = routes.completion("fast", messages=MESSAGES, stream=True)
     assert text_of(stream) == "finally"
-    assert time.monotonic() - started >= 2.0
+    assert len(waits.delays) == 2
+    assert waits.delays[0] >= 1.0 and waits.delays[1] >= 2.0  # asked for, never slept
     assert len(server.requests) == 3
     assert len(stream.attempts) == 2 and "HTTP 429" in stream.attempts[0]
 
@@ -533,19 +550,46 @@ def test_chat_sends_the_system_prompt(default_router_cleared, server):
         "role": "system", "content": "Answer in French"}
 
 
-def test_backoff_is_full_jitter_below_a_doubling_cap_and_honours_retry_after(fresh_router):
-    routes = Router(backoff_base=0.5, backoff_cap=2.0)
-    routes.register("a", provider="openai", model="m", api_key="k-0000", max_retries=10)
-    plan = routes._plan("a", None, {"messages": MESSAGES})
-    overloaded = errors.ProviderError("busy")
-    for retry, bound in [(0, 0.5), (1, 1.0), (2, 2.0), (5, 2.0)]:
-        delays = [routes._retry_delay(plan, 0, retry, overloaded) for _ in range(200)]
-        assert all(0 <= d <= bound for d in delays)
-        assert max(delays) > bound / 2  # spread over the range, not fixed
-    limited = errors.RateLimitError("slow down", retry_after=3.0)
-    assert routes._retry_delay(plan, 0, 0, limited) >= 3.0
-    assert routes._retry_delay(plan, 0, 10, overloaded) is None  # retries spent
-    assert routes._retry_delay(plan, 0, 0, errors.InvalidRequestError("bad")) is None
+def test_the_backoff_arguments_build_the_one_retry_policy():
+    assert Router(backoff_base=0.5, backoff_cap=2.0).retry_policy == RetryPolicy(
+        backoff_base=0.5, backoff_cap=2.0)
+    assert Router().retry_policy == RetryPolicy()
+    policy = RetryPolicy(max_retries=4)
+    assert Router(retry_policy=policy).retry_policy is policy
+    with pytest.raises(errors.ConfigurationError, match="not both"):
+        Router(retry_policy=policy, backoff_base=1.0)
+
+
+def test_per_deployment_max_retries_and_every_attempt_listed(server):
+    waits = RecordedWaits()
+    routes = Router(retry_policy=RetryPolicy(max_retries=0, wait=waits))
+    register_fake(routes, "patient", server, max_retries=2)
+    register_fake(routes, "default", server)
+    for _ in range(3):
+        server.script(error_status=500)
+    with pytest.raises(errors.ProviderError) as caught:
+        routes.completion("patient", messages=MESSAGES)
+    assert len(server.requests) == 3
+    assert [a.split("HTTP ")[1][:3] for a in caught.value.attempts] == ["500", "500", "500"]
+    assert len(waits.delays) == 2
+    server.script(error_status=500)
+    with pytest.raises(errors.ProviderError) as caught:
+        routes.completion("default", messages=MESSAGES)  # the policy's count: no retry
+    assert len(server.requests) == 4 and len(caught.value.attempts) == 1
+    server.script(error_status=500)
+    server.script(text="second")
+    assert routes.completion("default", messages=MESSAGES, max_retries=1).content == "second"
+
+
+def test_a_call_may_bring_its_own_retry_policy(fresh_router, server):
+    waits = RecordedWaits()
+    register_fake(fresh_router, "fast", server, max_retries=0)
+    server.script(error_status=503)
+    server.script(text="ok")
+    response = fresh_router.completion(
+        "fast", messages=MESSAGES, retry_policy=RetryPolicy(wait=waits), max_retries=1)
+    assert response.content == "ok"
+    assert len(waits.delays) == 1 and 0 <= waits.delays[0] <= 0.5
 
 
 def test_first_chunk_timeout_is_retried_and_the_stalled_attempt_closed(fresh_router, server):
@@ -558,3 +602,76 @@ def test_first_chunk_timeout_is_retried_and_the_stalled_attempt_closed(fresh_rou
     assert text_of(stream) == "second try"
     assert "FirstChunkTimeout" in stream.attempts[0]
     assert len(server.requests) == 2
+
+
+# ---------------------------------------------------------------------------
+# Limits per deployment
+# ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a wait asks them to."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float, cancelled: threading.Event) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return cancelled.is_set()
+
+
+def test_a_deployment_at_its_rpm_sends_to_a_fallback_with_room(fresh_router, server,
+                                                                backup_server):
+    register_fake(fresh_router, "primary", server, rpm=1, burst=1, fallbacks=["backup"])
+    register_fake(fresh_router, "backup", backup_server, rpm=60, burst=5)
+    server.script(text="primary")
+    backup_server.script(text="backup")
+    assert fresh_router.chat("primary", "Hi") == "primary"
+    assert fresh_router.chat("primary", "Hi") == "backup"
+    assert len(server.requests) == 1 and len(backup_server.requests) == 1
+    assert fresh_router.get_config("primary")["limits"]["rpm"] == 1
+
+
+def test_at_its_limit_past_the_deadline_a_call_raises_unsent(fresh_router, server):
+    register_fake(fresh_router, "fast", server, rpm=1, burst=1)
+    server.script(text="first")
+    assert fresh_router.chat("fast", "Hi") == "first"
+    with pytest.raises(errors.RateLimitError) as caught:
+        fresh_router.completion("fast", messages=MESSAGES, timeout=5)
+    assert caught.value.retry_after == pytest.approx(60, abs=1)
+    assert "rpm" in str(caught.value) and len(caught.value.attempts) == 1
+    stream = fresh_router.completion("fast", messages=MESSAGES, stream=True, timeout=5)
+    with pytest.raises(errors.RateLimitError):
+        stream.get(timeout=5)
+    assert len(server.requests) == 1  # never sent over the limit
+
+
+def test_at_its_limit_a_call_waits_for_room_within_its_deadline(server):
+    clock = FakeClock()
+    routes = Router(clock=clock, retry_policy=RetryPolicy(wait=clock.wait))
+    register_fake(routes, "fast", server, rpm=60, burst=1)
+    server.script(text="one")
+    server.script(text="two")
+    assert routes.chat("fast", "Hi") == "one"
+    assert routes.completion("fast", messages=MESSAGES, timeout=30).content == "two"
+    assert clock.waits == [pytest.approx(1.0)]
+    assert len(server.requests) == 2
+
+
+def test_max_concurrent_holds_a_slot_until_the_stream_ends(fresh_router, server):
+    register_fake(fresh_router, "fast", server, max_concurrent=1)
+    server.script(text="a b c", stall_after=1)
+    server.script(text="second")
+    first = fresh_router.completion("fast", messages=MESSAGES, stream=True)
+    assert next(c for c in first if c.content).content == "a"
+    with pytest.raises(errors.RateLimitError, match="max_concurrent"):
+        fresh_router.completion("fast", messages=MESSAGES, timeout=0.01)
+    assert len(server.requests) == 1
+    first.close()
+    assert first.join(5)
+    assert fresh_router.chat("fast", "Hi") == "second"  # the slot was freed
