@@ -97,7 +97,6 @@ def _check_config(config: Mapping[str, Any], where: str) -> None:
             f"unknown config keys {sorted(unknown)} for {where}; "
             f"known keys: {sorted(OPTION_NAMES)}"
         )
-    errors.register_secret(config.get("api_key"))
 
 
 def _check_name(name: object) -> str:

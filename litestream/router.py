@@ -80,7 +80,7 @@ from litestream._setup import (
     setup_from_env,
 )
 from litestream.options import OPTION_NAMES, RetryPolicy
-from litestream.providers import PROVIDERS, get_provider
+from litestream.providers import PROVIDERS, get_provider, split_provider_model
 from litestream.redis_state import RedisState
 from litestream.types import Response
 
@@ -312,7 +312,8 @@ class Router:
         if deployment is not None:
             return deployment
         # A provider name or "provider/model" works without registering.
-        provider_name, _, model = str(name).partition("/")
+        named, model = split_provider_model(str(name))
+        provider_name, model = (named, model) if named else (str(name), "")
         try:
             provider = get_provider(provider_name)
         except errors.ConfigurationError:
