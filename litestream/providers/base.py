@@ -18,7 +18,16 @@ from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
 from litestream.options import CallOptions
-from litestream.types import Choice, Chunk, Delta, Response, Usage
+from litestream.types import (
+    Choice,
+    Chunk,
+    Delta,
+    Response,
+    Usage,
+    _make_choice,
+    _make_chunk,
+    _make_delta,
+)
 from litestream.wire import Event, HTTPRequest
 
 __all__ = [
@@ -109,8 +118,12 @@ class StreamParser:
         """
         choices: tuple[Choice, ...] = ()
         if delta is not None or finish_reason is not None:
-            choices = (Choice(index=index, delta=delta or Delta(), finish_reason=finish_reason),)
-        return self.make_chunk_of(choices, usage)
+            if finish_reason is not None:
+                self.saw_finish = True
+            choices = (_make_choice(index, delta or _make_delta(), finish_reason),)
+        event = self.provider_event
+        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+                           self.created, choices, usage, event if type(event) is dict else None)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
         """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`.
@@ -120,15 +133,10 @@ class StreamParser:
         for choice in choices:
             if choice.finish_reason is not None:
                 self.saw_finish = True
-        return Chunk(
-            id=self.response_id,
-            model=self.response_model or self.model,
-            provider=self.provider,
-            created=self.created,
-            choices=tuple(choices),
-            usage=usage,
-            provider_event=self.provider_event if type(self.provider_event) is dict else None,
-        )
+        event = self.provider_event
+        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+                           self.created, tuple(choices), usage,
+                           event if type(event) is dict else None)
 
 
 class Provider:
