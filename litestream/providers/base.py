@@ -30,6 +30,9 @@ from litestream.types import (
 )
 from litestream.wire import Event, HTTPRequest
 
+#: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
+_scan_json = json.JSONDecoder().scan_once
+
 __all__ = [
     "Provider",
     "StreamParser",
@@ -86,6 +89,13 @@ class StreamParser:
 
     def load_json(self, data: str) -> Any:
         """Parse one event's JSON; raise ProtocolError (with a short excerpt) if it is not JSON."""
+        try:
+            value, end = _scan_json(data, 0)
+            if end == len(data):
+                self.provider_event = value
+                return value
+        except (StopIteration, ValueError, RecursionError):
+            pass  # json.loads below says what is wrong
         try:
             self.provider_event = json.loads(data)
             return self.provider_event
