@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Union
 
+import attrs
 from sseclient import SSEClient
 
 from litestream.errors import ProtocolError
@@ -31,6 +32,19 @@ def _decode(raw: bytes) -> str:
 
 
 _BOM = b"\xef\xbb\xbf"
+
+_set_data, _set_name, _set_unframed = (
+    Event.__dict__[field.name].__set__ for field in attrs.fields(Event)
+)
+
+
+def _event(data: str, name: Optional[str]) -> Event:
+    """Return ``Event(data, name)`` without attrs' ``__init__`` (one per event on the hot path)."""
+    event = object.__new__(Event)
+    _set_data(event, data)
+    _set_name(event, name)
+    _set_unframed(event, False)
+    return event
 
 
 class _LineBuffer:
@@ -72,30 +86,42 @@ class _LineBuffer:
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer
-        buffer += data
         separator = self._separator
-        start = max(0, self._scanned - len(separator) + 1)
-        blocks = []
-        position = 0
-        while True:
+        blocks: list[bytes] = []
+        if buffer:
+            # Finish the held-back block first, scanning only bytes not yet scanned.
+            start = max(0, self._scanned - len(separator) + 1)
+            buffer += data
             end = buffer.find(separator, start)
             if end < 0:
-                break
-            blocks.append(bytes(buffer[position:end]))
-            position = start = end + len(separator)
-        if position:
-            del buffer[:position]
-        self._scanned = len(buffer)
-        overflow = None
-        if len(buffer) > self._max_event_size:
-            size = len(buffer)
+                return blocks, self._check_size()
+            blocks.append(bytes(buffer[:end]))
+            data = bytes(buffer[end + len(separator):])
             buffer.clear()
-            self._scanned = 0
-            overflow = ProtocolError(
-                f"a stream event exceeded the maximum event size of "
-                f"{self._max_event_size} bytes ({size} bytes and counting)"
-            )
-        return blocks, overflow
+        # One split gives the same blocks as finding separators left to right.
+        parts = data.split(separator)
+        rest = parts.pop()
+        if blocks:
+            blocks.extend(parts)
+        else:
+            blocks = parts
+        if rest:
+            buffer += rest
+        return blocks, self._check_size()
+
+    def _check_size(self) -> Optional[ProtocolError]:
+        """Note what is scanned; drop the buffer and return the error when it grew too big."""
+        buffer = self._buffer
+        self._scanned = len(buffer)
+        if len(buffer) <= self._max_event_size:
+            return None
+        size = len(buffer)
+        buffer.clear()
+        self._scanned = 0
+        return ProtocolError(
+            f"a stream event exceeded the maximum event size of "
+            f"{self._max_event_size} bytes ({size} bytes and counting)"
+        )
 
     def close(self) -> tuple[list[bytes], Optional[bytes]]:
         """Return the blocks a held-back final CR completes, and the unterminated rest, if any."""
@@ -153,7 +179,20 @@ class SSEDecoder:
         for block in blocks:
             if block.startswith(b"data: ") and b"\n" not in block:
                 # The common case, one `data:` line, takes the short way.
-                yield Event(_decode(block[6:]))
+                yield _event(_decode(block[6:]), None)
+            elif block.startswith(b"event: ") and block.count(b"\n") == 1:
+                # The other common one, `event:` then one `data:` line (Anthropic).
+                name_end = block.index(b"\n")
+                if block.startswith(b"data: ", name_end + 1):
+                    try:
+                        name = block[7:name_end].decode("utf-8")
+                        text = block[name_end + 7:].decode("utf-8")
+                    except UnicodeDecodeError:
+                        yield from self._parse(block, complete=True)
+                        continue
+                    yield _event(text, name if name and name != "message" else None)
+                else:
+                    yield from self._parse(block, complete=True)
             else:
                 yield from self._parse(block, complete=True)
         if overflow is not None:
@@ -223,7 +262,7 @@ class NDJSONDecoder:
         lines, overflow = self._lines.feed(data)
         for line in lines:
             if line.strip():
-                yield Event(_decode(line))
+                yield _event(_decode(line), None)
         if overflow is not None:
             raise overflow
 

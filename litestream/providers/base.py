@@ -18,8 +18,20 @@ from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
 from litestream.options import CallOptions
-from litestream.types import Choice, Chunk, Delta, Response, Usage
+from litestream.types import (
+    Choice,
+    Chunk,
+    Delta,
+    Response,
+    Usage,
+    _make_choice,
+    _make_chunk,
+    _make_delta,
+)
 from litestream.wire import Event, HTTPRequest
+
+#: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
+_scan_json = json.JSONDecoder().scan_once
 
 __all__ = [
     "Provider",
@@ -78,6 +90,13 @@ class StreamParser:
     def load_json(self, data: str) -> Any:
         """Parse one event's JSON; raise ProtocolError (with a short excerpt) if it is not JSON."""
         try:
+            value, end = _scan_json(data, 0)
+            if end == len(data):
+                self.provider_event = value
+                return value
+        except (StopIteration, ValueError, RecursionError):
+            pass  # json.loads below says what is wrong
+        try:
             self.provider_event = json.loads(data)
             return self.provider_event
         except ValueError:
@@ -109,8 +128,12 @@ class StreamParser:
         """
         choices: tuple[Choice, ...] = ()
         if delta is not None or finish_reason is not None:
-            choices = (Choice(index=index, delta=delta or Delta(), finish_reason=finish_reason),)
-        return self.make_chunk_of(choices, usage)
+            if finish_reason is not None:
+                self.saw_finish = True
+            choices = (_make_choice(index, delta or _make_delta(), finish_reason),)
+        event = self.provider_event
+        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+                           self.created, choices, usage, event if type(event) is dict else None)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
         """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`.
@@ -120,15 +143,10 @@ class StreamParser:
         for choice in choices:
             if choice.finish_reason is not None:
                 self.saw_finish = True
-        return Chunk(
-            id=self.response_id,
-            model=self.response_model or self.model,
-            provider=self.provider,
-            created=self.created,
-            choices=tuple(choices),
-            usage=usage,
-            provider_event=self.provider_event if type(self.provider_event) is dict else None,
-        )
+        event = self.provider_event
+        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+                           self.created, tuple(choices), usage,
+                           event if type(event) is dict else None)
 
 
 class Provider:

@@ -39,8 +39,13 @@ from litestream.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    _make_chunk,
+    _text_choice,
 )
 from litestream.wire import Event, HTTPRequest
+
+#: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
+_scan_json = json.JSONDecoder().scan_once
 
 __all__ = ["OpenAIProvider", "OpenAIStreamParser", "normalize_finish_reason"]
 
@@ -209,6 +214,20 @@ class OpenAIStreamParser(StreamParser):
         if data == "[DONE]":
             self.done = True
             return []
+        if event.event is None and data[0] == "{":
+            # The common event, the next piece of text of a known response,
+            # takes the short way; anything else falls through unchanged.
+            try:
+                payload, end = _scan_json(data, 0)
+            except (StopIteration, ValueError, RecursionError):
+                payload, end = None, 0
+            if end == len(data) and type(payload) is dict:
+                self.provider_event = payload
+                chunk = self._text_chunk(payload)
+                if chunk is not None:
+                    return chunk
+                with attribute_errors(self.provider, self.model):
+                    return self.translate(payload)
         with attribute_errors(self.provider, self.model):
             if event.event == "error":
                 raise in_band_error(
@@ -216,6 +235,38 @@ class OpenAIStreamParser(StreamParser):
                 )
             payload = as_dict(self.load_json(data), "stream event")
             return self.translate(payload)
+
+    def _text_chunk(self, payload: dict[str, Any]) -> Optional[list[Chunk]]:
+        """Return the chunks of a text-only delta of the known response; None for anything else.
+
+        Gives exactly what :meth:`translate` gives for the same payload: the
+        conditions below are those under which translate takes no other branch.
+        """
+        choices = payload.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return None
+        raw = choices[0]
+        if type(raw) is not dict or raw.get("finish_reason") is not None:
+            return None
+        delta = raw.get("delta")
+        if type(delta) is not dict or len(delta) != 1:
+            return None
+        content = delta.get("content")
+        index = raw.get("index", 0)
+        if type(content) is not str or type(index) is not int:
+            return None
+        response_id = self.response_id
+        if response_id is None or payload.get("id") != response_id:
+            return None
+        model = payload.get("model")
+        if (model != self.response_model and model) or payload.get("usage") is not None:
+            return None
+        if payload.get("error") is not None or payload.get("object") == "error":
+            return None
+        if not content:
+            return []
+        return [_make_chunk(response_id, self.response_model or self.model, self.provider,
+                            self.created, (_text_choice(index, content),), None, payload)]
 
     def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""
