@@ -281,6 +281,11 @@ class Reader:
             drain_deadline.cancel()
 
     def _deliver_error(self, error: BaseException) -> None:
+        # Whatever happens to it, the error must not keep this thread's
+        # frames alive: they hold the response and its socket, in a cycle
+        # (error -> traceback -> frame -> error) only the garbage collector
+        # would break.
+        _forget_frames(error)
         if self.cancelled:
             return
         if not isinstance(error, Exception):
@@ -288,11 +293,18 @@ class Reader:
         error = map_exception(error, self.provider.name, self.model, self.deadline_error)
         errors.scrub(error, self.options.secrets)  # a key a server echoed stops here
         logger.debug("stream failed: %s", errors.error_summary(error))
-        # The error crosses to the consumer's thread: drop this thread's
-        # frames (they hold the response and its socket) and the chain.
-        error.__traceback__ = None
-        error.__context__ = None
+        _forget_frames(error)  # it crosses to the consumer's thread without them
         self.state.close(error)
+
+
+def _forget_frames(error: BaseException) -> None:
+    """Drop ``error``'s traceback and the exceptions chained to it (with theirs)."""
+    chained: Optional[BaseException] = error
+    while chained is not None:
+        following = chained.__context__ or chained.__cause__
+        chained.__traceback__ = None
+        chained.__context__ = chained.__cause__ = None
+        chained = following
 
 
 def _release(response: requests.Response, reusable: bool) -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
@@ -221,22 +220,9 @@ WORKER = textwrap.dedent("""
 SEND_LAG = 0.05
 
 
-class StampingServer(FakeLLMServer):
-    """A FakeLLMServer that notes when each request arrived (monotonic seconds)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrivals: list[float] = []
-
-    def _record(self, request, connection, takes_reply):
-        if (request.json or {}).get("model") == "m":  # not the warm-up calls
-            self.arrivals.append(time.monotonic())
-        return super()._record(request, connection, takes_reply)
-
-
 def test_worker_processes_share_one_rpm(redis_url, tmp_path):
     rpm, burst, processes, calls = 600, 5, 4, 10  # 10 requests a second in all
-    with StampingServer() as server:
+    with FakeLLMServer() as server:
         script = tmp_path / "worker.py"
         script.write_text(WORKER.replace("RPM", str(rpm)).replace("BURST", str(burst)))
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -246,7 +232,8 @@ def test_worker_processes_share_one_rpm(redis_url, tmp_path):
              str(calls), "5"], env=env) for _ in range(processes)]
         for worker in workers:
             assert worker.wait(60) == 0
-        stamps = sorted(server.arrivals)
+        stamps = sorted(request.received_at for request in server.requests
+                        if (request.json or {}).get("model") == "m")  # not the warm-up calls
     assert len(stamps) == processes * calls
     # The limit holds for admissions (on Redis's clock); a request reaches the
     # server a little after its admission (thread wake-up and send, on a

@@ -35,6 +35,8 @@ class RecordedRequest:
         json: the body parsed as JSON, or ``None`` when it is not JSON.
         provider: the dialect the path identified (``"openai"``, ``"mistral"``,
             ``"openrouter"``, ``"anthropic"``, ``"gemini"``, ``"ollama"``), or ``None``.
+        received_at: when the request's body had arrived, in
+            :func:`time.monotonic` seconds (to check rates and spacing).
     """
 
     method: str
@@ -44,6 +46,7 @@ class RecordedRequest:
     body: bytes
     json: Any
     provider: Optional[str]
+    received_at: float = attrs.field(factory=time.monotonic)
 
 
 @attrs.define(eq=False)
