@@ -3,8 +3,9 @@
 Every class here is a frozen, slotted attrs class: parsing builds one once and
 nothing mutates it afterwards (use :func:`attrs.evolve` to derive a changed
 copy). ``to_dict()`` gives exactly the JSON shape of OpenAI's
-``chat.completion.chunk`` / ``chat.completion`` objects, and ``from_dict()``
-reads that shape back, so a chunk can be re-emitted to any OpenAI client.
+``chat.completion.chunk`` / ``chat.completion`` objects, so a chunk can be
+re-emitted to any OpenAI client. Reading that shape back is the OpenAI
+provider's job (``get_provider("openai")``): there is one parser of it.
 """
 
 from __future__ import annotations
@@ -115,21 +116,6 @@ class Usage:
             data["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Usage:
-        """Read OpenAI's ``usage`` object (missing counts read as 0)."""
-        prompt = int(data.get("prompt_tokens") or 0)
-        completion = int(data.get("completion_tokens") or 0)
-        total = data.get("total_tokens")
-        return cls(
-            prompt,
-            completion,
-            int(total) if total is not None else prompt + completion,
-            cached_tokens=_detail(data, "prompt_tokens_details", "cached_tokens"),
-            reasoning_tokens=_detail(data, "completion_tokens_details", "reasoning_tokens"),
-        )
-
-
 def _detail(data: dict[str, Any], group: str, key: str) -> Optional[int]:
     details = data.get(group)
     value = details.get(key) if isinstance(details, dict) else None
@@ -160,19 +146,6 @@ class ToolCallDelta:
         if function:
             data["function"] = function
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], position: int = 0) -> ToolCallDelta:
-        """Read one entry of ``delta.tool_calls``; ``position`` stands in for a missing index."""
-        function = data.get("function") or {}
-        index = data.get("index")
-        return cls(
-            index=position if index is None else int(index),
-            id=data.get("id"),
-            name=function.get("name"),
-            arguments=function.get("arguments"),
-        )
-
 
 @attrs.frozen
 class Delta:
@@ -207,21 +180,6 @@ class Delta:
         data = _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
         return _add_extras(data, self.refusal, self.reasoning_details, self.annotations)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Delta:
-        """Read OpenAI's ``delta``; ``reasoning_content`` or ``reasoning`` fill ``reasoning``."""
-        calls = data.get("tool_calls") or ()
-        return cls(
-            role=data.get("role"),
-            content=data.get("content"),
-            tool_calls=tuple(ToolCallDelta.from_dict(call, i) for i, call in enumerate(calls)),
-            reasoning=_read_reasoning(data),
-            refusal=data.get("refusal"),
-            reasoning_details=_dicts(data.get("reasoning_details")),
-            annotations=_dicts(data.get("annotations")),
-        )
-
-
 def _read_only(event: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     """Return a read-only view of a decoded event (None stays None)."""
     if event is None or isinstance(event, MappingProxyType):
@@ -244,16 +202,6 @@ class Choice:
             "delta": self.delta.to_dict(),
             "finish_reason": self.finish_reason,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Choice:
-        """Read one entry of a chunk's ``choices`` list."""
-        return cls(
-            index=int(data.get("index") or 0),
-            delta=Delta.from_dict(data.get("delta") or {}),
-            finish_reason=data.get("finish_reason"),
-        )
-
 
 @attrs.frozen
 class Chunk:
@@ -319,20 +267,6 @@ class Chunk:
             data["usage"] = self.usage.to_dict()
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], provider: Optional[str] = None) -> Chunk:
-        """Read an OpenAI ``chat.completion.chunk`` JSON object."""
-        usage = data.get("usage")
-        return cls(
-            id=data.get("id"),
-            model=data.get("model"),
-            provider=provider,
-            created=data.get("created"),
-            choices=tuple(Choice.from_dict(choice) for choice in data.get("choices") or ()),
-            usage=Usage.from_dict(usage) if usage else None,
-        )
-
-
 @attrs.frozen
 class ToolCall:
     """A whole tool call: the function's name and its JSON arguments as text."""
@@ -348,17 +282,6 @@ class ToolCall:
             "type": "function",
             "function": {"name": self.name, "arguments": self.arguments},
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToolCall:
-        """Read one entry of ``message.tool_calls``."""
-        function = data.get("function") or {}
-        return cls(
-            id=data.get("id"),
-            name=function.get("name") or "",
-            arguments=function.get("arguments") or "",
-        )
-
 
 @attrs.frozen
 class Message:
@@ -390,20 +313,6 @@ class Message:
         data = _add_calls_and_reasoning(data, self.tool_calls, self.reasoning)
         return _add_extras(data, self.refusal, self.reasoning_details, self.annotations)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Message:
-        """Read OpenAI's ``message`` object."""
-        return cls(
-            role=data.get("role") or "assistant",
-            content=data.get("content"),
-            tool_calls=tuple(ToolCall.from_dict(call) for call in data.get("tool_calls") or ()),
-            reasoning=_read_reasoning(data),
-            refusal=data.get("refusal"),
-            reasoning_details=_dicts(data.get("reasoning_details")),
-            annotations=_dicts(data.get("annotations")),
-        )
-
-
 @attrs.frozen
 class ResponseChoice:
     """One choice of a whole response: its message and finish reason."""
@@ -419,16 +328,6 @@ class ResponseChoice:
             "message": self.message.to_dict(),
             "finish_reason": self.finish_reason,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResponseChoice:
-        """Read one entry of a completion's ``choices`` list."""
-        return cls(
-            index=int(data.get("index") or 0),
-            message=Message.from_dict(data.get("message") or {}),
-            finish_reason=data.get("finish_reason"),
-        )
-
 
 @attrs.frozen
 class Response:
@@ -468,20 +367,6 @@ class Response:
         if self.usage is not None:
             data["usage"] = self.usage.to_dict()
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], provider: Optional[str] = None) -> Response:
-        """Read an OpenAI ``chat.completion`` JSON object."""
-        usage = data.get("usage")
-        return cls(
-            id=data.get("id"),
-            model=data.get("model"),
-            provider=provider,
-            created=data.get("created"),
-            choices=tuple(ResponseChoice.from_dict(choice) for choice in data.get("choices") or ()),
-            usage=Usage.from_dict(usage) if usage else None,
-        )
-
 
 # ---------------------------------------------------------------------------
 # Private fast constructors for the parsers' hot paths

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from openai_json import chunk_from_json, delta_from_json
 
 import litestream.core
 from litestream import errors
@@ -156,8 +157,8 @@ def test_builder_separates_whole_calls_without_an_index() -> None:
         chunk(tools=(ToolCallDelta(0, None, "g", '{"b":2}'),)),
     )
     assert calls(without_ids) == [(None, "f", '{"a":1}'), (None, "g", '{"b":2}')]
-    # A missing index inside one delta reads as the position (ToolCallDelta.from_dict).
-    delta = Delta.from_dict({"tool_calls": [
+    # A missing index inside one delta reads as the position.
+    delta = delta_from_json({"tool_calls": [
         {"id": "c1", "function": {"name": "f", "arguments": "{}"}},
         {"id": "c2", "function": {"name": "g", "arguments": "{}"}},
     ]})
@@ -394,7 +395,7 @@ def test_to_sse_stream_emits_openai_chunks_then_done() -> None:
     assert events[-1] == (None, "[DONE]")
     payloads = [json.loads(data) for _, data in events[:-1]]
     assert payloads == [item.to_dict() for item in chunks]
-    assert Chunk.from_dict(payloads[0], provider="openai") == chunks[0]
+    assert chunk_from_json(payloads[0]) == chunks[0]
     assert b'", "' not in raw  # compact JSON
 
 
@@ -448,7 +449,7 @@ def test_heartbeats_flow_while_upstream_stalls_and_close_disconnects() -> None:
                 if len(received) > 200:  # 10 s of heartbeats: the chunks never came
                     break
                 if raw.startswith(b"data: "):
-                    text += extract_content(Chunk.from_dict(json.loads(raw[6:]))) or ""
+                    text += extract_content(chunk_from_json(json.loads(raw[6:]))) or ""
                 elif raw == b": keep-alive\n\n" and text == "one two":
                     heartbeats_after_the_text += 1
                     if heartbeats_after_the_text >= 3:
