@@ -48,7 +48,7 @@ def _genai_prices() -> Any:
 
 
 def available() -> bool:
-    """True when genai-prices is installed, so that costs can be known."""
+    """Return True when genai-prices is installed, so that costs can be known."""
     return _genai_prices() is not None
 
 
