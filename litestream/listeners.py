@@ -45,6 +45,7 @@ import itertools
 import logging
 import threading
 import time
+import traceback
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -343,9 +344,13 @@ class CallMonitor:
                 continue
             try:
                 method(event)
-            except Exception:
-                logger.exception("listener %r failed in %s for %s/%s", listener, hook,
-                                 event.provider, event.model)
+            except Exception as error:
+                # Logged as text: a record holding the traceback would hold
+                # the reader's frames, and with them the response's socket.
+                logger.error("listener %r failed in %s for %s/%s: %s", listener, hook,
+                             event.provider, event.model,
+                             "".join(traceback.format_exception(error)).rstrip())
+                del error
 
 
 def _server(url: Optional[str]) -> tuple[Optional[str], Optional[int]]:
