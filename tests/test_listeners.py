@@ -289,11 +289,12 @@ def test_chaos_exactly_one_end_per_call_with_the_right_outcome(server):
     assert sorted(ends_by_call) == sorted(call_ids)
     assert all(len(ends) == 1 for ends in ends_by_call.values()), "on_end twice for a call"
     wrong = [(case, outcome, ends_by_call[call_id][0].outcome)
-             for call_id, (case, outcome) in zip(call_ids, expected)
+             for call_id, (case, outcome) in zip(call_ids, expected, strict=True)
              if ends_by_call[call_id][0].outcome != outcome]
     assert not wrong, wrong[:10]
     retried = [ends_by_call[call_id][0].retries
-               for call_id, (case, _) in zip(call_ids, expected) if case == "retry_then_success"]
+               for call_id, (case, _) in zip(call_ids, expected, strict=True)
+               if case == "retry_then_success"]
     assert retried and set(retried) == {1}
     assert all(end.usage is not None for end in recorder.ends)
     assert raising.calls >= 2 * CHAOS_STREAMS
