@@ -17,8 +17,8 @@ import attrs
 
 from litestream import errors, router
 from litestream._cli.meter import StreamMeter
-from litestream.cost import cost_of
 from litestream.core import extract_content
+from litestream.cost import cost_of
 from litestream.testing.local import LocalModelServer
 
 #: The command finished.
