@@ -41,6 +41,7 @@ from litestream.errors import (
     is_litestream_error,
     is_retryable,
 )
+from litestream.listeners import add_listener, remove_listener
 from litestream.options import CallOptions, RetryPolicy, Timeouts
 from litestream.router import Router, quick_setup
 from litestream.streaming import (
@@ -107,6 +108,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "Usage",
     "accumulate_stream",
+    "add_listener",
     "alts",
     "collect_stream",
     "completion",
@@ -121,6 +123,7 @@ __all__ = [
     "is_retryable",
     "merge",
     "quick_setup",
+    "remove_listener",
     "router",
     "timeout",
     "to_sse_stream",

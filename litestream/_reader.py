@@ -27,6 +27,7 @@ from litestream._deadlines import Deadlines
 from litestream._exceptions import error_from_response, map_exception, parse_failure
 from litestream._session import SocketGuard, current, session
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
+from litestream.listeners import CallMonitor
 from litestream.options import CallOptions
 from litestream.timer import call_later
 from litestream.types import Chunk
@@ -48,8 +49,12 @@ class Reader:
     """The state of one streaming request, shared by the reader thread and the Stream handle."""
 
     def __init__(self, state: Any, http_request: HTTPRequest, provider: Dialect, model: str,
-                 options: CallOptions) -> None:
+                 options: CallOptions, monitor: Optional[CallMonitor] = None) -> None:
         self.state = state
+        #: The call's telemetry, or None when nobody listens.
+        self.monitor = monitor
+        #: True once the provider's final event (or the body's end) was read.
+        self.complete = False
         self.http_request = http_request
         self.provider = provider
         self.model = model
@@ -89,7 +94,12 @@ class Reader:
     # -- the thread --------------------------------------------------------
 
     def run(self) -> None:
-        """Run the attempts, release the connection, then close the channel (the thread body)."""
+        """Run the attempts, release the connection, then close the channel (the thread body).
+
+        The monitor's ``on_end`` fires here, once, before the consumer can
+        see the end: with the error, as cancelled when the stream was closed
+        before the provider's final event, else as complete.
+        """
         response: Optional[requests.Response] = None
         reached_eof = False
         try:
@@ -105,6 +115,8 @@ class Reader:
             if response is not None:
                 _release(response, reusable)
             current.guard = None
+            if self.monitor is not None:
+                self.monitor.end(None, cancelled=self.cancelled and not self.complete)
             # Last: a consumer that sees the end and sends its next request
             # at once finds this connection back in the pool.
             self.state.close()
@@ -137,6 +149,8 @@ class Reader:
                     raise error from None
                 logger.info("retrying %s/%s in %.2f s after %s", self.provider.name,
                             self.model, delay, attempts[-1])
+                if self.monitor is not None:
+                    self.monitor.retried()
                 if policy.wait(delay, self.retry_wait):
                     return None, False
                 self.socket_guard.release()
@@ -149,6 +163,8 @@ class Reader:
 
     def _put_many(self, chunks: list[Chunk]) -> bool:
         """Hand chunks over, at most one buffer's worth at a time (backpressure holds)."""
+        if self.monitor is not None:
+            self.monitor.chunks(chunks)
         size = self.options.buffer
         for start in range(0, len(chunks), size):
             if not self.state.put_many(chunks[start:start + size]):
@@ -208,6 +224,7 @@ class Reader:
                 if unlabelled and not events_seen[0] and excerpt:
                     raise self._not_a_stream(excerpt)
                 chunks.extend(parser.finish())
+                self.complete = True
                 if chunks:
                     self._put_many(chunks)
                 return True
@@ -227,6 +244,7 @@ class Reader:
             if self.deadline_error is not None:
                 raise self.deadline_error
             if parser.done:
+                self.complete = True
                 if body.complete:
                     return True  # the body's end came with the final event
                 # The end is delivered only after the drain (bounded by
@@ -294,6 +312,8 @@ class Reader:
         errors.scrub(error, self.options.secrets)  # a key a server echoed stops here
         logger.debug("stream failed: %s", errors.error_summary(error))
         _forget_frames(error)  # it crosses to the consumer's thread without them
+        if self.monitor is not None:
+            self.monitor.end(error)
         self.state.close(error)
 
 

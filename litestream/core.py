@@ -14,12 +14,14 @@ import itertools
 import logging
 import os
 import threading
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import attrs
 
 from litestream import errors, transport
+from litestream.cost import cost_of
+from litestream.listeners import CallMonitor, monitor_for
 from litestream.options import OPTION_NAMES, CallOptions, check_request_keys
 from litestream.providers import _messages, get_provider
 from litestream.providers import is_provider as is_provider  # re-exported for integrations
@@ -201,6 +203,10 @@ def completion(
     model: Optional[str] = None,
     request: Optional[Mapping[str, Any]] = None,
     config: Optional[Mapping[str, Any]] = None,
+    *,
+    listeners: Optional[Sequence[Any]] = None,
+    _deployment: Optional[str] = None,
+    _attempt: int = 1,
     **kwargs: Any,
 ) -> Union[Stream, Response]:
     """Ask ``provider`` for a chat completion; stream it when ``stream`` is true.
@@ -228,6 +234,11 @@ def completion(
             ``idle_timeout``, ``buffer``, ``max_retries`` (default 2),
             ``retry_policy``, ``max_event_size``, ``verify``, ``extra_body``
             (fields merged into the request body as they are).
+        listeners: lifecycle listeners for this call only, on top of those
+            registered with :func:`~litestream.add_listener` (see
+            :mod:`litestream.listeners`).
+        _deployment: set by the router: the deployment name of the call.
+        _attempt: set by the router: the attempt number of the call.
         **kwargs: request keys or options, sorted by name.
 
     Returns:
@@ -254,13 +265,21 @@ def completion(
     if options.extra_body:
         http_request = attrs.evolve(
             http_request, json={**(http_request.json or {}), **options.extra_body})
-    if merged_request.get("stream"):
-        return transport.open_stream(http_request, provider_object, model_name, options)
-    return _send_with_retries(http_request, provider_object, model_name, options)
+    streaming = bool(merged_request.get("stream"))
+    monitor = monitor_for(provider_object.name, model_name, merged_request, stream=streaming,
+                          call_listeners=listeners or (), deployment=_deployment,
+                          attempt=_attempt, url=http_request.url)
+    if streaming:
+        return transport.open_stream(http_request, provider_object, model_name, options,
+                                     monitor)
+    if monitor is not None:
+        monitor.request()
+    return _send_with_retries(http_request, provider_object, model_name, options, monitor)
 
 
 def _send_with_retries(
-    http_request: HTTPRequest, provider: Provider, model: str, options: CallOptions
+    http_request: HTTPRequest, provider: Provider, model: str, options: CallOptions,
+    monitor: Optional[CallMonitor] = None,
 ) -> Response:
     policy = options.retry
     attempts: list[str] = []
@@ -268,15 +287,30 @@ def _send_with_retries(
     for retry in itertools.count():
         try:
             body = transport.send(http_request, provider, model, options)
-            return provider.parse_response(body, model)
+            response = provider.parse_response(body, model)
         except errors.LitestreamError as error:
             attempts.append(errors.error_summary(error))
             delay = policy.delay(retry, error)
             if delay is None:
                 if len(attempts) > 1:
                     error.attempts = tuple(attempts)
+                if monitor is not None:
+                    monitor.end(error)
                 raise
+            if monitor is not None:
+                monitor.retried()
             logger.info("retrying %s/%s in %.2f s after %s", provider.name, model, delay,
                         errors.error_summary(error))
             policy.wait(delay, never)
+            continue
+        except BaseException as error:
+            if monitor is not None:
+                monitor.end(error)
+            raise
+        if response.usage is not None:
+            response = attrs.evolve(
+                response, cost=cost_of(provider.name, response.model or model, response.usage))
+        if monitor is not None:
+            monitor.response(response)
+        return response
     raise AssertionError("unreachable")

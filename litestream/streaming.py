@@ -27,6 +27,7 @@ import weakref
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from litestream.channels import Channel, ReceiveChannel, _Sender
+from litestream.cost import cost_of
 from litestream.errors import LitestreamError, TotalTimeout, error_details
 from litestream.types import (
     Chunk,
@@ -273,13 +274,16 @@ class ResponseBuilder:
     def build(self) -> Response:
         """Return the response assembled so far; it always has at least choice 0."""
         choices = self._choices or {0: _ChoiceParts()}
+        provider = self.provider or self._defaults[0]
+        model = self.model or self._defaults[1]
         return Response(
             id=self.id,
-            model=self.model or self._defaults[1],
-            provider=self.provider or self._defaults[0],
+            model=model,
+            provider=provider,
             created=self.created,
             choices=tuple(choices[index].build(index) for index in sorted(choices)),
             usage=self.usage,
+            cost=cost_of(provider, model, self.usage),
         )
 
 

@@ -38,6 +38,7 @@ from litestream._exceptions import MAX_ERROR_BODY, error_from_response, map_exce
 from litestream._reader import Reader
 from litestream._session import SocketGuard, close_idle_connections, current, session
 from litestream.channels import ReceiveChannel, _Sender
+from litestream.listeners import CallMonitor
 from litestream.options import DEFAULT_RESPONSE_TIMEOUT, CallOptions
 from litestream.types import Chunk
 from litestream.wire import Dialect, HTTPRequest
@@ -142,11 +143,12 @@ class Stream(ReceiveChannel[Chunk]):
     __slots__ = ("provider", "model", "_reader", "_finalizer")
 
     def __init__(self, http_request: HTTPRequest, provider: Dialect, model: str,
-                 options: CallOptions) -> None:
+                 options: CallOptions, monitor: Optional[CallMonitor] = None) -> None:
         super().__init__(options.buffer)
         self.provider = provider.name
         self.model = model
-        self._reader = Reader(_Sender(self._state), http_request, provider, model, options)
+        self._reader = Reader(_Sender(self._state), http_request, provider, model, options,
+                              monitor)
         self._finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:
@@ -177,12 +179,16 @@ class Stream(ReceiveChannel[Chunk]):
 
 
 def open_stream(http_request: HTTPRequest, provider: Dialect, model: str,
-                options: CallOptions) -> Stream:
+                options: CallOptions, monitor: Optional[CallMonitor] = None) -> Stream:
     """Start a streaming request in a reader thread and return its :class:`Stream` at once.
 
     Connection failures, HTTP errors and deadlines are not raised here: they
     reach the caller through the stream, after any chunks that came first.
+    ``monitor`` (see :mod:`litestream.listeners`) fires ``on_request`` here,
+    on the caller's thread, and ``on_end`` from the reader thread as it ends.
     """
-    stream = Stream(http_request, provider, model, options)
+    stream = Stream(http_request, provider, model, options, monitor)
+    if monitor is not None:
+        monitor.request()
     stream._start()
     return stream

@@ -10,6 +10,7 @@ provider's job (``get_provider("openai")``): there is one parser of it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Tuple, Union
 
@@ -94,6 +95,9 @@ class Usage:
     cached_tokens: Optional[int] = attrs.field(default=None, kw_only=True)
     #: Reasoning tokens (included in ``completion_tokens``), when the provider says.
     reasoning_tokens: Optional[int] = attrs.field(default=None, kw_only=True)
+    #: True when litestream estimated the counts (the provider sent none:
+    #: a stream closed, broken out of or failed before its usage came).
+    estimated: bool = attrs.field(default=False, kw_only=True)
 
     @total_tokens.default
     def _sum_tokens(self) -> int:
@@ -339,6 +343,9 @@ class Response:
     created: Optional[int] = None
     choices: Tuple[ResponseChoice, ...] = attrs.field(default=(), converter=tuple)
     usage: Optional[Usage] = None
+    #: The price of the call in USD, when known (the ``cost`` extra prices
+    #: the usage with genai-prices; see :mod:`litestream.cost`).
+    cost: Optional[Decimal] = attrs.field(default=None, kw_only=True)
 
     @property
     def content(self) -> Optional[str]:

@@ -92,6 +92,24 @@ def test_chat_stats_prints_the_usage_the_provider_reported_on_stderr():
     assert "estimated" not in result.stderr
 
 
+def test_chat_stats_shows_the_cost_when_it_is_known():
+    from decimal import Decimal
+
+    from litestream.cost import available, cost_of
+    from litestream.types import Usage
+
+    with FakeLLMServer() as server:
+        server.script(text="one two", usage={"prompt_tokens": 1000, "completion_tokens": 2})
+        result = run(["chat", "--stats", "count"], openai_env(server))
+    assert result.returncode == 0, result.stderr
+    if not available():
+        assert "Cost:" not in result.stderr
+        return
+    price = cost_of("openai", "gpt-4o-mini", Usage(1000, 2))
+    assert isinstance(price, Decimal)
+    assert f"| Cost: ${price:.6f}" in result.stderr
+
+
 def test_chat_stats_marks_an_estimate_when_the_provider_reports_no_usage():
     body = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
             b'"choices":[{"index":0,"delta":{"content":"Hello, world!"},'

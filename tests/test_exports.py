@@ -17,6 +17,8 @@ PUBLIC_API = {
     # calls and handles
     "completion", "Stream", "Channel", "ReceiveChannel", "ChannelStatistics", "alts",
     "timeout", "merge", "CallOptions", "Timeouts", "RetryPolicy",
+    # lifecycle listeners
+    "add_listener", "remove_listener",
     # value types
     "Chunk", "Choice", "Delta", "ToolCallDelta", "Usage", "Response", "ResponseChoice",
     "Message", "ToolCall",

@@ -25,7 +25,7 @@ def sent_options(monkeypatch):
     """The CallOptions each call hands the transport (no I/O: the transport is not reached)."""
     seen: list[CallOptions] = []
 
-    def capture(http_request, provider, model, options):
+    def capture(http_request, provider, model, options, monitor=None):
         seen.append(options)
         raise errors.ProviderError("captured", retryable=False)
 

@@ -18,6 +18,7 @@ import attrs
 from litestream import errors, router
 from litestream._cli.meter import StreamMeter
 from litestream.core import extract_content
+from litestream.cost import cost_of
 from litestream.testing.local import LocalModelServer
 
 #: The command finished.
@@ -197,7 +198,8 @@ def run_chat(
         json_lines: write each chunk's OpenAI JSON on a line of its own
             instead of the text.
         show_status: end with the status line on ``stderr``: the usage the
-            provider reported (or an estimate, marked as one), time and tokens/s.
+            provider reported (or an estimate, marked as one), time and tokens/s,
+            and the cost in USD when it is known (the ``cost`` extra).
         terminal: ``stdout`` is a terminal: end the text with a newline.
             Otherwise the text is written exactly as it came.
         stdout: where the answer goes.
@@ -239,7 +241,10 @@ def run_chat(
     end_line(stdout, meter.text if terminal and not json_lines else "")
     if show_status:
         first = meter.first_text_ms if meter.first_text_ms is not None else "-"
-        stderr.write(f"[{target.label}] {meter.summary()} | first text after {first}ms\n")
+        price = cost_of(target.provider, target.model, meter.usage) if meter.reported else None
+        priced = f" | Cost: ${price:.6f}" if price is not None else ""
+        stderr.write(f"[{target.label}] {meter.summary()} | first text after {first}ms"
+                     f"{priced}\n")
     return EXIT_OK
 
 
