@@ -51,6 +51,7 @@ def provider_info(name: str, env: Optional[Mapping[str, str]] = None) -> dict[st
         "api_base": core.env_api_base(provider, env),
         "env_var": provider.env_var,
         "env_var_aliases": list(getattr(provider, "env_var_aliases", ()) or ()),
+        "key_variables": core.key_variables(provider),
         "base_url_env_var": provider.base_url_env_var,
         "default_model": provider.default_model,
         "requires_api_key": provider.requires_api_key,

@@ -56,17 +56,12 @@ class ChatTarget:
         return f"{self.provider}/{self.model}"
 
 
-def key_variables(info: Mapping[str, Any]) -> list[str]:
-    """Return the variables that may hold a provider's key, from its ``provider_info``."""
-    return [name for name in [info["env_var"], *info["env_var_aliases"]] if name]
-
-
 def _no_key_message(env: Mapping[str, str]) -> str:
     variables = []
     for name in router.QUICK_SETUP_PROVIDERS:
         info = router.provider_info(name, env)
         if info["requires_api_key"]:
-            variables.append(" or ".join(key_variables(info)))
+            variables.append(" or ".join(info["key_variables"]))
     return (
         "litestream chat: no API key found. Set one of "
         + ", ".join(variables)
@@ -103,7 +98,7 @@ def resolve_chat_target(
         if info["requires_api_key"] and not info["api_key_set"]:
             raise UsageError(
                 f"litestream chat: no API key for {info['name']}: "
-                f"set {' or '.join(key_variables(info))}.\n{DEMO_HINT}"
+                f"set {' or '.join(info['key_variables'])}.\n{DEMO_HINT}"
             )
         model = model or info["default_model"]
         if not model:

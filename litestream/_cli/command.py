@@ -29,7 +29,6 @@ from litestream._cli.chat import (
     UsageError,
     chat_messages,
     chat_target,
-    key_variables,
     local_model_server,
     read_prompt,
     run_chat,
@@ -74,7 +73,7 @@ def providers_table(env: Optional[Mapping[str, str]] = None) -> list[list[str]]:
     rows = [["PROVIDER", "API KEY", "DEFAULT MODEL", "BASE URL"]]
     for name in router.QUICK_SETUP_PROVIDERS:
         info = router.provider_info(name, env)
-        variables = " or ".join(key_variables(info))
+        variables = " or ".join(info["key_variables"])
         if not info["requires_api_key"]:
             key = "not needed"
         else:
