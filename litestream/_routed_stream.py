@@ -5,22 +5,29 @@ and :meth:`~litestream.router.Router.race` return for a stream; the router
 thread fills it through a :class:`RouteJob`, which holds the channel's
 private sender and never the user's handle, so an abandoned handle is
 garbage-collected and its finalizer cancels the job.
+
+Every attempt of a routed call (a retry, a fallback, each stream of a race)
+is one call for the listeners, and an :class:`AttemptLog` keeps their end
+events: what each attempt used and cost, and the total.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 import weakref
-from typing import Any, Callable, Iterator, Optional
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from litestream import errors
 from litestream.channels import ReceiveChannel, _Sender
+from litestream.listeners import CallEvent
 from litestream.options import DEFAULT_BUFFER
 from litestream.transport import Stream
-from litestream.types import Chunk
+from litestream.types import Chunk, Usage
 
-__all__ = ["Cancelled", "RouteJob", "RoutedStream", "batches"]
+__all__ = ["AttemptLog", "Cancelled", "RouteJob", "RoutedStream", "batches", "sum_usage"]
 
 
 class Cancelled(Exception):
@@ -53,6 +60,83 @@ def batches(stream: Stream) -> Iterator[list[Chunk]]:
             raise pending
 
 
+def sum_usage(usages: Iterable[Usage]) -> Optional[Usage]:
+    """Add usages up; None for none. Cached and reasoning counts add where known.
+
+    The sum is ``estimated`` when any of its terms is.
+    """
+    terms = tuple(usages)
+    if not terms:
+        return None
+
+    def detail(name: str) -> Optional[int]:
+        known = [getattr(usage, name) for usage in terms if getattr(usage, name) is not None]
+        return sum(known) if known else None
+
+    return Usage(
+        sum(usage.prompt_tokens for usage in terms),
+        sum(usage.completion_tokens for usage in terms),
+        sum(usage.total_tokens for usage in terms),
+        cached_tokens=detail("cached_tokens"), reasoning_tokens=detail("reasoning_tokens"),
+        estimated=any(usage.estimated for usage in terms))
+
+
+class AttemptLog:
+    """The end events of the attempts of one routed call, and what they used in total.
+
+    A listener (it has ``on_end``): every :class:`RoutedStream` keeps one
+    (``stream.attempt_log``); for a non-streaming routed call, pass one in
+    ``listeners=[...]``. Use one log per call.
+
+    Every attempt is there once it has ended: a retry, a fallback, each
+    stream of a race (the losers end ``cancelled`` once closed). An
+    attempt's usage is the provider's, or an estimate (``usage.estimated``)
+    when none came, as in :class:`~litestream.listeners.CallEvent`.
+
+    Example:
+        >>> log = AttemptLog()
+        >>> log.events, log.usages, log.total_usage, log.total_cost
+        ((), (), None, None)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[CallEvent] = []
+
+    def on_end(self, event: CallEvent) -> None:
+        """Keep the end event of one attempt (the listener hook)."""
+        with self._lock:
+            self._events.append(event)
+
+    @property
+    def events(self) -> tuple[CallEvent, ...]:
+        """The end events of the attempts that have ended, by attempt number."""
+        with self._lock:
+            events = list(self._events)
+        return tuple(sorted(events, key=lambda event: (event.attempt, event.call_id)))
+
+    @property
+    def usages(self) -> tuple[Usage, ...]:
+        """The usage of each attempt that has ended, by attempt number."""
+        return tuple(event.usage for event in self.events if event.usage is not None)
+
+    @property
+    def total_usage(self) -> Optional[Usage]:
+        """The sum of :attr:`usages` (``estimated`` if one of them is); None before any ended."""
+        return sum_usage(self.usages)
+
+    @property
+    def total_cost(self) -> Optional[Decimal]:
+        """The summed price in USD of the attempts that have ended; None if one is unknown."""
+        costs = [event.cost for event in self.events]
+        if not costs or any(cost is None for cost in costs):
+            return None
+        return sum(costs, Decimal(0))  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<AttemptLog attempts={len(self.events)} total={self.total_usage}>"
+
+
 class RouteJob:
     """The state the router thread shares with a :class:`RoutedStream`.
 
@@ -76,6 +160,15 @@ class RouteJob:
         self.on_batch: Optional[Callable[[], None]] = None
         #: The total tokens the committed attempt's provider reported, if it did.
         self.usage_tokens: Optional[int] = None
+        #: The end events of every attempt (a listener of each).
+        self.log = AttemptLog()
+        #: Every attempt stream opened for the job, so ``join`` can wait for their ends.
+        self.opened: list[Stream] = []
+
+    def track(self, stream: Stream) -> None:
+        """Note an attempt stream the job opened (``join`` waits for its reader too)."""
+        with self.lock:
+            self.opened.append(stream)
 
     def cancel(self) -> None:
         """Close the routed channel and the attempt in flight; wake the thread from any wait."""
@@ -192,17 +285,49 @@ class RoutedStream(ReceiveChannel[Chunk]):
         """One :func:`~litestream.errors.error_summary` line per failed attempt so far."""
         return tuple(self._job.failures)
 
+    @property
+    def attempt_log(self) -> AttemptLog:
+        """The end events of this call's attempts (retries, fallbacks, race losers, winner)."""
+        return self._job.log
+
+    @property
+    def attempt_usages(self) -> tuple[Usage, ...]:
+        """The usage of each attempt that has ended, by attempt number.
+
+        The streamed chunks (and so a collected response) carry the usage
+        of the attempt that answered only; this has every attempt's. It is
+        complete once the stream ended and :meth:`join` returned True.
+        """
+        return self._job.log.usages
+
+    @property
+    def total_usage(self) -> Optional[Usage]:
+        """The sum of :attr:`attempt_usages`; None before any attempt ended."""
+        return self._job.log.total_usage
+
     def close(self) -> None:
         """Cancel the routed call and close the stream; idempotent, callable from any thread."""
         self._job.cancel()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the router thread has ended; True if it has."""
+        """Wait until the router thread and every attempt's reader have ended; True if they have.
+
+        Once it returns True, every attempt's ``on_end`` has fired and
+        :attr:`attempt_usages` is complete.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> Optional[float]:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         thread = self._job.thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        if thread is not None:
+            thread.join(left())
+            if thread.is_alive():
+                return False
+        with self._job.lock:
+            opened = list(self._job.opened)
+        return all(stream.join(left()) for stream in opened)
 
     def __repr__(self) -> str:
         status = "closed" if self._state.closed else "open"

@@ -10,6 +10,12 @@ peeks at each attempt until the first content chunk, then commits to it
 and pumps it into the caller's
 :class:`~litestream._routed_stream.RoutedStream`. :meth:`Runner.race` asks
 several deployments at once and keeps the first with content.
+
+Each attempt is one call for the lifecycle listeners (see
+:mod:`litestream.listeners`): it carries the deployment's name and its
+attempt number (1, 2, ... across retries and fallbacks; the position of
+its deployment in a race), and ends exactly once. A streaming call's
+:class:`~litestream._routed_stream.AttemptLog` is one of those listeners.
 """
 
 from __future__ import annotations
@@ -65,12 +71,17 @@ class Target:
 
 @attrs.frozen
 class Plan:
-    """The targets of one call, primary first, and the call's deadline (monotonic seconds)."""
+    """The targets of one call, primary first, and the call's deadline (monotonic seconds).
+
+    ``listeners`` are the call's own and its router's lifecycle listeners
+    (the process's are added by each attempt).
+    """
 
     targets: tuple[Target, ...]
     deadline: Optional[float]
     stream: bool
     buffer: int
+    listeners: tuple[Any, ...] = ()
 
     def attempt_config(self, target: Target, now: float) -> Optional[dict[str, Any]]:
         """Return the next attempt's options, timeout cut to what is left; None when none is."""
@@ -106,7 +117,7 @@ class Runner:
     def run(
         self,
         plan: Plan,
-        attempt: Callable[[Target, dict[str, Any]], T],
+        attempt: Callable[[Target, dict[str, Any], int], T],
         cancelled: threading.Event,
         failures: list[str],
     ) -> tuple[Target, T, Optional[Lease]]:
@@ -114,7 +125,8 @@ class Runner:
 
         Args:
             plan: what to try.
-            attempt: ``attempt(target, options)`` makes one attempt.
+            attempt: ``attempt(target, options, number)`` makes attempt
+                ``number`` (1, 2, ... over the retries and fallbacks).
             cancelled: set when the caller gave up; it ends any wait.
             failures: collects one summary line per failed attempt.
 
@@ -129,6 +141,7 @@ class Runner:
                 deployment stays at its limit past the deadline (nothing sent).
         """
         last_error: Optional[errors.LitestreamError] = None
+        numbers = itertools.count(1)
         for index, target in enumerate(plan.targets):
             if self.skippable(plan, index):
                 logger.info("skipping %s/%s: cooling down", target.provider, target.model)
@@ -145,7 +158,7 @@ class Runner:
                     failures.append(errors.error_summary(error))
                     raise self._final_error(plan, error, failures) from None
                 try:
-                    result = attempt(target, config)
+                    result = attempt(target, config, next(numbers))
                 except errors.LitestreamError as error:
                     if lease is not None:
                         lease.settle(None if error.partial_content else 0)
@@ -243,7 +256,14 @@ class Runner:
 
     def response(self, plan: Plan) -> Response:
         """Run a non-streaming plan on the calling thread; return the first response."""
-        _, response, lease = self.run(plan, _send, threading.Event(), [])
+        def send(target: Target, config: dict[str, Any], number: int) -> Response:
+            response = core.completion(target.provider, target.model, target.request, config,
+                                       listeners=plan.listeners, _deployment=target.key[0],
+                                       _attempt=number)
+            assert isinstance(response, Response)
+            return response
+
+        _, response, lease = self.run(plan, send, threading.Event(), [])
         if lease is not None:
             lease.settle(response.usage.total_tokens if response.usage else None)
         return response
@@ -257,9 +277,13 @@ class Runner:
     def _route(self, plan: Plan, job: RouteJob) -> None:
         """Run one streaming call's router thread: find an attempt with content, pump it."""
 
-        def open_and_peek(target: Target, config: dict[str, Any]) -> tuple[Stream, list[Chunk]]:
-            stream = core.completion(target.provider, target.model, target.request, config)
+        def open_and_peek(target: Target, config: dict[str, Any],
+                          number: int) -> tuple[Stream, list[Chunk]]:
+            stream = core.completion(target.provider, target.model, target.request, config,
+                                     listeners=(*plan.listeners, job.log),
+                                     _deployment=target.key[0], _attempt=number)
             assert isinstance(stream, Stream)
+            job.track(stream)
             job.adopt(stream)
             try:
                 return stream, _peek(stream, job)
@@ -288,19 +312,28 @@ class Runner:
     def race(self, names: Sequence[str], plans: Sequence[Plan]) -> RoutedStream:
         """Open every plan's first target at once; return the first with content.
 
+        The streams are attempts 1, 2, ... in the order of ``plans``; the
+        losers are closed (their outcome is ``cancelled`` unless they had
+        already ended) and stay in the handle's attempt log.
+
         Raises:
             LitestreamError: every stream failed; ``attempts`` lists them.
         """
+        handle = RoutedStream("|".join(names), plans[0].buffer)
+        job = handle.job
         targets: dict[Stream, Target] = {}
         held: dict[Stream, list[Chunk]] = {}
         failures: list[str] = []
         winner: Optional[Stream] = None
         try:
-            for plan in plans:
+            for number, plan in enumerate(plans, 1):
                 target = plan.targets[0]
                 stream = core.completion(
-                    target.provider, target.model, target.request, target.config.to_mapping())
+                    target.provider, target.model, target.request, target.config.to_mapping(),
+                    listeners=(*plan.listeners, job.log), _deployment=target.key[0],
+                    _attempt=number)
                 assert isinstance(stream, Stream)
+                job.track(stream)
                 targets[stream] = target
                 held[stream] = []
             winner, last_error = self._first_with_content(plans, targets, held, failures)
@@ -314,8 +347,6 @@ class Runner:
             raise last_error
         target = targets[winner]
         self.health.succeeded(target.key)
-        handle = RoutedStream("|".join(names), plans[0].buffer)
-        job = handle.job
         job.failures.extend(failures)
         job.commit(target.provider, target.model)
         job.adopt(winner)
@@ -351,12 +382,6 @@ class Runner:
             if chunk is None or chunk.has_content:
                 return channel, None
         return None, last_error
-
-
-def _send(target: Target, config: dict[str, Any]) -> Response:
-    response = core.completion(target.provider, target.model, target.request, config)
-    assert isinstance(response, Response)
-    return response
 
 
 def _peek(stream: Stream, job: RouteJob) -> list[Chunk]:

@@ -58,6 +58,8 @@ from typing import (
     Union,
 )
 
+import attrs
+
 from litestream import core, errors
 from litestream._deployments import (
     Deployment,
@@ -68,7 +70,7 @@ from litestream._deployments import (
 )
 from litestream._health import HealthBook
 from litestream._limits import Limits, LocalState, State
-from litestream._routed_stream import RoutedStream
+from litestream._routed_stream import AttemptLog, RoutedStream
 from litestream._routing import Plan, Runner
 from litestream._setup import (
     QUICK_SETUP_PROVIDERS as QUICK_SETUP_PROVIDERS,  # the CLI lists them
@@ -79,12 +81,14 @@ from litestream._setup import (
     providers,
     setup_from_env,
 )
+from litestream.listeners import _check_listener as check_listener
 from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import PROVIDERS, get_provider, split_provider_model
 from litestream.redis_state import RedisState
 from litestream.types import Response
 
 __all__ = [
+    "AttemptLog",
     "RedisState",
     "RoutedStream",
     "Router",
@@ -132,6 +136,11 @@ class Router:
         state: where the deployments' limits (``rpm``, ``tpm``,
             ``max_concurrent``) are kept; an in-process state by default.
         clock: monotonic seconds, for deadlines, cooldowns and limits.
+        listeners: lifecycle listeners of every call of this router (see
+            :mod:`litestream.listeners`), on top of the process's. Each
+            attempt of a routed call (a retry, a fallback, each stream of a
+            race) is one call for them, with its ``deployment`` name and
+            ``attempt`` number, and ends exactly once.
 
     Raises:
         ConfigurationError: ``retry_policy`` given with a ``backoff_*`` or
@@ -156,9 +165,12 @@ class Router:
         cooldown_duration: float = 30.0,
         state: Optional[State] = None,
         clock: Callable[[], float] = time.monotonic,
+        listeners: Sequence[Any] = (),
     ) -> None:
         self.retry_policy = _policy(retry_policy, backoff_base, backoff_cap, max_retry_after)
         self.clock = clock
+        #: The router's own lifecycle listeners (a tuple).
+        self.listeners = _listeners(listeners)
         self._health = HealthBook(cooldown_failures, cooldown_window, cooldown_duration, clock)
         self._state = LocalState(clock) if state is None else state
         self._runner = Runner(self._health, self._state, clock)
@@ -359,7 +371,8 @@ class Router:
         )
 
     def completion(
-        self, name: str, request: Optional[Mapping[str, Any]] = None, **kwargs: Any
+        self, name: str, request: Optional[Mapping[str, Any]] = None, *,
+        listeners: Sequence[Any] = (), **kwargs: Any
     ) -> Union[RoutedStream, Response]:
         """Run a chat completion on the deployment ``name``, with retries and fallbacks.
 
@@ -371,10 +384,17 @@ class Router:
                 config (``timeout`` is the whole call's budget, retries
                 included; ``max_retries`` and ``retry_policy`` this call's
                 retries), and ``model`` to override the model.
+            listeners: lifecycle listeners of this call, on top of the
+                router's and the process's; each attempt is one call for
+                them (``event.deployment``, ``event.attempt``).
 
         Returns:
             A :class:`RoutedStream` (at once) when ``stream`` is true, else
-            the :class:`~litestream.Response`.
+            the :class:`~litestream.Response`. The response, like the
+            stream's chunks, carries the usage of the attempt that
+            answered; ``RoutedStream.attempt_usages`` and ``total_usage``
+            have every attempt's (for a non-streaming call, pass an
+            :class:`AttemptLog` in ``listeners``).
 
         Raises:
             ConfigurationError: before any I/O, for an unknown name (the
@@ -382,13 +402,15 @@ class Router:
             LitestreamError: a non-streaming call failed on every attempt;
                 ``attempts`` holds one summary line per attempt.
         """
-        plan = self._plan(name, request, **kwargs)
+        plan = attrs.evolve(self._plan(name, request, **kwargs),
+                            listeners=self._call_listeners(listeners))
         if plan.stream:
             return self._runner.stream(name, plan)
         return self._runner.response(plan)
 
     def race(
-        self, names: Sequence[str], request: Optional[Mapping[str, Any]] = None, **kwargs: Any
+        self, names: Sequence[str], request: Optional[Mapping[str, Any]] = None, *,
+        listeners: Sequence[Any] = (), **kwargs: Any
     ) -> RoutedStream:
         """Stream the same request from several deployments; keep the first to produce content.
 
@@ -397,9 +419,14 @@ class Router:
         chunk and any metadata chunks before it still to be read; the other
         streams are closed at once. There are no retries or fallbacks.
 
+        Each stream is an attempt for the listeners (numbered 1, 2, ... in
+        the order of ``names``); a loser ends ``cancelled`` once closed, and
+        its usage stays in the handle's ``attempt_usages``.
+
         Args:
             names: the deployments to race (names, providers or ``"provider/model"``).
             request: OpenAI chat keys; ``stream`` is implied.
+            listeners: lifecycle listeners of this call, as for :meth:`completion`.
             **kwargs: request and config keys, as for :meth:`completion`.
 
         Raises:
@@ -409,11 +436,20 @@ class Router:
         if not names:
             raise errors.ConfigurationError("race needs at least one deployment name")
         kwargs["stream"] = True
-        plans = [self._plan(name, request, with_fallbacks=False, **kwargs) for name in names]
+        call_listeners = self._call_listeners(listeners)
+        plans = [attrs.evolve(self._plan(name, request, with_fallbacks=False, **kwargs),
+                              listeners=call_listeners) for name in names]
         return self._runner.race(names, plans)
 
-    def chat(self, name: str, message: str, system: Optional[str] = None) -> str:
+    def chat(self, name: str, message: str, system: Optional[str] = None, *,
+             listeners: Sequence[Any] = ()) -> str:
         """Ask one question and return the answer's text ("" when it has none).
+
+        Args:
+            name: the deployment, as for :meth:`completion`.
+            message: the user's message.
+            system: an optional system message.
+            listeners: lifecycle listeners of this call, as for :meth:`completion`.
 
         Raises:
             LitestreamError: as :meth:`completion` does.
@@ -421,12 +457,28 @@ class Router:
         messages = [{"role": "user", "content": message}]
         if system is not None:
             messages.insert(0, {"role": "system", "content": system})
-        response = self.completion(name, messages=messages, stream=False)
+        response = self.completion(name, messages=messages, stream=False, listeners=listeners)
         assert isinstance(response, Response)
         return response.content or ""
 
+    def _call_listeners(self, listeners: Sequence[Any]) -> tuple[Any, ...]:
+        """Return the router's listeners, then the call's (checked), each once."""
+        own = _listeners(listeners)
+        return (*self.listeners, *(one for one in own
+                                   if not any(one is known for known in self.listeners)))
+
     def __repr__(self) -> str:
         return f"<Router names={self.names()}>"
+
+
+def _listeners(listeners: Optional[Sequence[Any]]) -> tuple[Any, ...]:
+    """Check lifecycle listeners (each needs a hook) and return them as a tuple."""
+    if listeners is None:
+        return ()
+    checked = tuple(listeners)
+    for listener in checked:
+        check_listener(listener)
+    return checked
 
 
 def _policy(
