@@ -61,6 +61,7 @@ __all__ = [
     "CallEvent",
     "CallMonitor",
     "add_listener",
+    "check_listener",
     "estimate_usage",
     "listeners",
     "monitor_for",
@@ -90,7 +91,7 @@ def add_listener(listener: Any) -> None:
     Raises:
         TypeError: ``listener`` has none of those methods.
     """
-    _check_listener(listener)
+    check_listener(listener)
     global _registered
     with _registry_lock:
         if not any(existing is listener for existing in _registered):
@@ -109,7 +110,8 @@ def listeners() -> tuple[Any, ...]:
     return _registered
 
 
-def _check_listener(listener: Any) -> None:
+def check_listener(listener: Any) -> None:
+    """Raise TypeError unless ``listener`` has at least one hook (``on_request``...)."""
     if not any(callable(getattr(listener, hook, None)) for hook in _HOOKS):
         raise TypeError(f"a listener needs one of {', '.join(_HOOKS)}; "
                         f"{type(listener).__name__} has none")
@@ -195,7 +197,7 @@ def monitor_for(provider: str, model: str, request: Mapping[str, Any], *,
     active = _registered
     if call_listeners:
         for listener in call_listeners:
-            _check_listener(listener)
+            check_listener(listener)
         active = (*active, *(one for one in call_listeners
                              if not any(one is known for known in active)))
     if not active:

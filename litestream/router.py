@@ -81,7 +81,7 @@ from litestream._setup import (
     providers,
     setup_from_env,
 )
-from litestream.listeners import _check_listener as check_listener
+from litestream.listeners import check_listener
 from litestream.options import OPTION_NAMES, RetryPolicy
 from litestream.providers import PROVIDERS, get_provider, split_provider_model
 from litestream.redis_state import RedisState
