@@ -245,6 +245,9 @@ def _load_flask_example() -> ModuleType:
     path = _ROOT / "examples" / "flask_app.py"
     if not path.exists():
         pytest.fail(f"{path} is missing")
+    # The web examples share examples/_setup.py, imported as a sibling module.
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location("litestream_example_flask_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
