@@ -16,11 +16,13 @@ tokens), ``content_block_start`` / ``content_block_delta`` /
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional
 
 from litestream import errors
 from litestream.options import CallOptions
 from litestream.providers import _messages
+from litestream.providers._anthropic_request import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
+from litestream.providers._anthropic_request import build_body
 from litestream.providers._wire import (
     as_dict,
     as_int,
@@ -50,8 +52,6 @@ __all__ = ["AnthropicProvider", "AnthropicStreamParser", "normalize_stop_reason"
 
 #: The ``anthropic-version`` header sent with every request.
 API_VERSION = "2023-06-01"
-#: ``max_tokens`` when the request sets none: Anthropic requires the field.
-DEFAULT_MAX_TOKENS = 4096
 
 _STOP_REASONS = {
     "end_turn": "stop",
@@ -63,17 +63,6 @@ _STOP_REASONS = {
     "refusal": "content_filter",
 }
 
-# Request keys Anthropic accepts as they are; OpenAI-only keys are not sent
-# because the API rejects unknown ones.
-_NATIVE_KEYS = (
-    "top_k",
-    "metadata",
-    "thinking",
-    "service_tier",
-    "container",
-    "mcp_servers",
-    "context_management",
-)
 
 
 def normalize_stop_reason(reason: Optional[str]) -> Optional[str]:
@@ -185,113 +174,6 @@ class AnthropicProvider(Provider):
         return error
 
 
-# ---------------------------------------------------------------------------
-# Request building
-# ---------------------------------------------------------------------------
-
-
-def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the Messages API body for an OpenAI-style chat request.
-
-    Raises:
-        ConfigurationError: a message, tool or tool choice Anthropic cannot express.
-    """
-    messages = _messages.read_messages(request)
-    system = _messages.system_text(messages)
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": _convert_messages(messages),
-        "max_tokens": _messages.max_output_tokens(request) or DEFAULT_MAX_TOKENS,
-    }
-    if system is not None:
-        body["system"] = system
-    if request.get("stream"):
-        body["stream"] = True
-    body.update(_messages.native_keys(request, ("temperature", "top_p")))
-    stop = _messages.stop_sequences(request)
-    if stop:
-        body["stop_sequences"] = stop
-    tools = [_convert_tool(tool) for tool in _messages.function_tools(request)]
-    if tools:
-        body["tools"] = tools
-    choice = _convert_tool_choice(
-        _messages.tool_choice(request), request.get("parallel_tool_calls")
-    )
-    if choice is not None:
-        body["tool_choice"] = choice
-    user = request.get("user")
-    if isinstance(user, str) and "metadata" not in request:
-        body["metadata"] = {"user_id": user}
-    body.update(_messages.native_keys(request, _NATIVE_KEYS))
-    return body
-
-
-def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Return user/assistant turns of content blocks, consecutive same-role turns merged."""
-    turns: list[dict[str, Any]] = []
-    for position, message in enumerate(messages):
-        role = message["role"]
-        if role in ("system", "developer"):
-            continue
-        if role == "assistant":
-            blocks = _assistant_blocks(message, position)
-        elif role in ("tool", "function"):
-            blocks = [_tool_result_block(message, position)]
-            role = "user"
-        else:
-            blocks = _user_blocks(message, position)
-        _messages.merge_turn(turns, role, blocks, "content")
-    return turns
-
-
-def _user_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    return _messages.convert_parts(
-        message, position,
-        text=lambda text: {"type": "text", "text": text},
-        image=_image_block,
-        other=lambda part, position: part,  # Anthropic-native blocks (image, document...)
-    )
-
-
-def _image_block(url: str) -> dict[str, Any]:
-    data_url = _messages.split_data_url(url)
-    if data_url is None:
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    media_type, data = data_url
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
-def _assistant_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    blocks = _thinking_blocks(message, position) + _user_blocks(message, position)
-    for call in _messages.assistant_tool_calls(message, position):
-        if not call.id:
-            raise errors.ConfigurationError(
-                f"messages[{position}] has a tool call without an 'id'; Anthropic needs one"
-            )
-        blocks.append(
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-        )
-    return blocks
-
-
-def _thinking_blocks(message: Mapping[str, Any], position: int) -> list[Mapping[str, Any]]:
-    """Return the thinking blocks of an earlier answer, first, exactly as Anthropic sent them.
-
-    With extended thinking, a tool_use must be preceded by the thinking that
-    led to it, signature included, or the API rejects the turn.
-    """
-    blocks: list[Mapping[str, Any]] = []
-    for part in _messages.reasoning_parts(message, position, _messages.ANTHROPIC_REASONING):
-        if part["type"] == "reasoning.text":
-            block = {"type": "thinking", "thinking": part.get("text") or ""}
-            if part.get("signature") is not None:
-                block["signature"] = part["signature"]
-            blocks.append(block)
-        elif part["type"] == "reasoning.encrypted":
-            blocks.append({"type": "redacted_thinking", "data": part.get("data") or ""})
-    return blocks
-
-
 def citation_annotation(raw: Any) -> dict[str, Any]:
     """Return an Anthropic citation in OpenAI's ``annotations`` shape.
 
@@ -316,45 +198,6 @@ def reasoning_detail(block: Mapping[str, Any], index: int) -> Optional[dict[str,
         return {"type": "reasoning.encrypted", "data": as_str(block.get("data"), "data"),
                 "format": _messages.ANTHROPIC_REASONING, "index": index}
     return None
-
-
-def _tool_result_block(message: Mapping[str, Any], position: int) -> dict[str, Any]:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise errors.ConfigurationError(
-            f"messages[{position}] is a tool result without a 'tool_call_id'"
-        )
-    _messages.content_parts(message.get("content"), position)
-    return {"type": "tool_result", "tool_use_id": call_id, "content": _messages.text_of(message)}
-
-
-def _convert_tool(tool: Union[_messages.FunctionTool, Mapping[str, Any]]) -> Mapping[str, Any]:
-    if not isinstance(tool, _messages.FunctionTool):
-        return tool  # an Anthropic-native tool, such as web search
-    converted: dict[str, Any] = {
-        "name": tool.name,
-        "input_schema": tool.parameters or {"type": "object", "properties": {}},
-    }
-    if tool.description:
-        converted["description"] = tool.description
-    return converted
-
-
-def _convert_tool_choice(
-    choice: Union[_messages.ToolChoice, Mapping[str, Any], None], parallel: Any
-) -> Optional[Mapping[str, Any]]:
-    if choice is None:
-        converted: Optional[dict[str, Any]] = {"type": "auto"} if parallel is False else None
-    elif isinstance(choice, _messages.ToolChoice):
-        if choice.mode == "function":
-            converted = {"type": "tool", "name": choice.name}
-        else:
-            converted = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice.mode]}
-    else:
-        return choice  # already Anthropic's {"type": "auto" | "any" | "tool" | "none"}
-    if converted is not None and parallel is False and converted["type"] != "none":
-        converted["disable_parallel_tool_use"] = True
-    return converted
 
 
 # ---------------------------------------------------------------------------
