@@ -87,6 +87,16 @@ end
 return 1
 """
 
+# KEYS: slots. ARGV: lease id, lease seconds.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+end
+return 1
+"""
+
 # KEYS: cooldown-until. ARGV: seconds.
 _COOL = """
 local t = redis.call('TIME')
@@ -132,17 +142,24 @@ class RedisState:
                 f"on_state_error must be 'local' or 'deny', not {on_state_error!r}")
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise errors.ConfigurationError(f"processes must be an integer >= 1, not {processes!r}")
+        self.url = url
         self.prefix = prefix
         self.on_state_error = on_state_error
         self.processes = processes
         self.lease_seconds = lease_seconds
         self._redis_errors = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        try:
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        except ValueError as error:  # the URL may hold a password: not repeated
+            raise errors.ConfigurationError(
+                f"not a Redis URL (redis://, rediss:// or unix://): {type(error).__name__}"
+            ) from None
         self._admit = self._client.register_script(_ADMIT)
         self._settle = self._client.register_script(_SETTLE)
         self._cool = self._client.register_script(_COOL)
+        self._renew = self._client.register_script(_RENEW)
         self._local = LocalState()
         self._lock = threading.Lock()
         self._down = False
@@ -185,8 +202,7 @@ class RedisState:
             return
         self._renewed[lease.id] = now
         slots = self.keys(lease.key)[2]
-        self._quietly(lambda: self._client.zadd(
-            slots, {lease.id: self._client.time()[0] + self.lease_seconds}, xx=True))
+        self._quietly(lambda: self._renew(keys=[slots], args=[lease.id, self.lease_seconds]))
 
     def cool(self, key: str, seconds: float) -> None:
         """Admit nothing for ``key`` during ``seconds``, in every process."""
