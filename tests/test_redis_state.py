@@ -405,3 +405,37 @@ def test_eight_processes_of_25_threads_share_one_rpm(redis_url, tmp_path):
     most_in_any_window(stamps, lambda span: burst + rpm * (span + SEND_LAG) / 60)
     total = stamps[-1] - stamps[0]
     assert len(stamps) >= 0.95 * (burst + rpm * total / 60)  # the limit was used, not wasted
+
+
+def test_processes_share_one_tpm_and_settle_to_the_reported_usage(redis_url, tmp_path):
+    tpm, used, calls = 60000, 100, 40  # 1000 tokens a second; 100 per reply: 10 calls a second
+    prefix = f"tpm{free_port()}"
+    key = RedisState(redis_url, prefix=prefix).keys("d")[1]
+    client = redis.Redis.from_url(redis_url)
+    with FakeLLMServer() as server:
+        workers = Workers(tmp_path, 3, url=redis_url, prefix=prefix, read_key=key,
+                          api_base=server.api_base("openai"), calls=calls // 4 + 1, threads=5,
+                          limits={"tpm": tpm}, request={"max_tokens": 2 * used})
+        for _ in range(3 * (calls // 4 + 1)):
+            server.script(usage={"prompt_tokens": 10, "completion_tokens": used - 10})
+        # The bucket starts half full at a known point, so its end is known: every
+        # admission finds the bucket ahead of now (all threads keep asking).
+        seconds, micros = client.time()
+        start = seconds + micros / 1e6 + 0.5
+        client.set(key, repr(start), px=60000)
+        workers.go()
+        readings = workers.finish()
+        stamps = arrivals(server)
+    client.close()
+    count = len(stamps)
+    assert count == 3 * (calls // 4 + 1)
+    # Every call reserved its estimate (~2x its usage) and settled to its usage.
+    last = max(readings, key=lambda reading: reading["time"])  # after every settlement
+    charged = (float(last["value"]) - start) * tpm / 60
+    assert abs(charged - count * used) <= used, (charged, count * used)
+    per_second = tpm / 60
+    reservation = 2 * used + 10  # max_tokens and the prompt's estimate, generously
+    most_in_any_window(
+        stamps, lambda span: (per_second * (1 + span + SEND_LAG) + reservation) / used)
+    total = stamps[-1] - stamps[0]
+    assert count * used >= 0.95 * per_second * total  # refunds were used again
