@@ -163,6 +163,10 @@ class RedisState:
         self._local = LocalState()
         self._lock = threading.Lock()
         self._down = False
+        self._closed = False
+        self._calls = 0
+        self._idle = threading.Condition()
+        self._timeout = timeout
         self._renewed: dict[str, float] = {}
 
     def keys(self, name: str) -> list[str]:
@@ -214,16 +218,34 @@ class RedisState:
         self._local.forget(key)
 
     def close(self) -> None:
-        """Close the connections to Redis."""
+        """Close the connections to Redis, once the calls under way have ended.
+
+        A lease settled (or renewed) after the state closed, by a stream's
+        router thread that ends last, is dropped: its slot expires with its lease.
+        """
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: not self._calls, timeout=4 * self._timeout + 1)
         self._client.close()
 
     def _quietly(self, call: Any) -> None:
+        with self._idle:
+            if self._closed:
+                return
+            self._calls += 1
         try:
             call()
         except self._redis_errors as error:
-            self._degraded(error)
+            try:
+                self._degraded(error)
+            except errors.StreamConnectionError:
+                pass  # "deny" refuses calls; a settlement or a renewal has nothing to refuse
         else:
             self._back()
+        finally:
+            with self._idle:
+                self._calls -= 1
+                self._idle.notify_all()
 
     def _degraded(self, error: BaseException) -> LocalState:
         with self._lock:

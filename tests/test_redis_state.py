@@ -439,3 +439,75 @@ def test_processes_share_one_tpm_and_settle_to_the_reported_usage(redis_url, tmp
         stamps, lambda span: (per_second * (1 + span + SEND_LAG) + reservation) / used)
     total = stamps[-1] - stamps[0]
     assert count * used >= 0.95 * per_second * total  # refunds were used again
+
+
+def test_max_concurrent_across_four_processes_never_exceeded(redis_url, tmp_path):
+    slots, chunks, delay = 5, 5, 0.05
+    with FakeLLMServer() as server:
+        workers = Workers(tmp_path, 4, url=redis_url, prefix=f"slots{free_port()}",
+                          api_base=server.api_base("openai"), calls=8, threads=4,
+                          limits={"max_concurrent": slots})
+        for _ in range(4 * 8):
+            server.script(chunks=chunks, delay=delay)
+        workers.go()
+        workers.finish()
+        stamps = arrivals(server)
+    assert len(stamps) == 4 * 8
+    # A stream is surely open on the server from its arrival until its last
+    # chunk, at least ``chunks * delay`` later (the server waits before each).
+    shortest = chunks * delay - 0.001
+    open_at = [sum(other <= stamp < other + shortest for other in stamps) for stamp in stamps]
+    assert max(open_at) == slots  # never more, and the slots were used
+
+
+def test_a_killed_worker_frees_its_slots_within_the_lease_time(redis_url, tmp_path):
+    lease, slots = 1.0, 5
+    prefix = f"kill{free_port()}"
+    with FakeLLMServer() as server:
+        workers = Workers(tmp_path, 1, url=redis_url, prefix=prefix, lease=lease,
+                          api_base=server.api_base("openai"), calls=slots, threads=slots,
+                          limits={"max_concurrent": slots})
+        warm = len(server.requests)
+        for _ in range(slots):
+            server.script(text="word " * 400, delay=0.02)  # 8 s of chunks: leases renewed
+        workers.go()
+        assert server.wait_for_requests(warm + slots, timeout=30)
+        state = RedisState(redis_url, prefix=prefix, lease_seconds=lease)
+        routes = Router(state=state, retry_policy=RetryPolicy(max_retries=0))
+        routes.register("d", provider="openai", model="m", api_key="k-test",
+                        api_base=server.api_base("openai"), max_concurrent=slots)
+        try:
+            # Longer than a lease: the reading worker keeps renewing its slots.
+            with pytest.raises(errors.RateLimitError, match="max_concurrent"):
+                list(routes.completion("d", messages=MESSAGES, stream=True, timeout=1.5 * lease))
+            worker = workers.processes[0]
+            worker.kill()  # SIGKILL mid-stream: nothing settles its leases
+            worker.communicate(timeout=10)
+            assert worker.returncode == -signal.SIGKILL
+            # Its streams had 5 s left; the slots come back when the leases expire.
+            text = "".join(chunk.content or "" for chunk in routes.completion(
+                "d", messages=MESSAGES, stream=True, timeout=2.5 * lease))
+            assert text == "Hello from FakeLLMServer!"
+        finally:
+            state.close()
+
+
+def test_a_429_in_one_process_pauses_every_process_for_its_retry_after(redis_url, tmp_path):
+    retry_after, before = 1.0, 12
+    with FakeLLMServer() as server:
+        workers = Workers(tmp_path, 3, url=redis_url, prefix=f"cool{free_port()}",
+                          api_base=server.api_base("openai"), calls=10, threads=5,
+                          limits={"rpm": 1200, "burst": 5})
+        warm = len(server.requests)
+        for _ in range(before):
+            server.script()
+        server.script(error_status=429, retry_after=retry_after)
+        workers.go()
+        workers.finish()
+        requests = server.requests[warm:]
+    assert len(requests) == 3 * 10 + 1  # the 429 was retried
+    hit = requests[before].received_at
+    quiet = [r for r in requests if hit + SEND_LAG < r.received_at < hit + retry_after]
+    assert quiet == []  # nobody sent during the cooldown (in flight before it: allowed)
+    senders = {r.headers["authorization"] for r in requests if r.received_at >= hit + retry_after}
+    assert len(senders) >= 2  # they resumed afterwards, every process, not only the one hit
