@@ -122,6 +122,10 @@ class RedisState:
         timeout: seconds for every Redis call (connect included).
         lease_seconds: a concurrency slot not renewed for this long is freed.
 
+    Attributes:
+        url: the Redis URL given (never shown in messages or ``repr``: it
+            may hold a password).
+
     Raises:
         ConfigurationError: a bad argument, or redis-py is not installed.
     """
