@@ -16,9 +16,11 @@ from litestream.providers import PROVIDERS, get_provider
 
 __all__ = [
     "QUICK_SETUP_PROVIDERS",
+    "REDIS_URL_VARIABLE",
     "env_config",
     "provider_info",
     "providers",
+    "redis_url",
     "setup_from_env",
 ]
 
@@ -26,6 +28,20 @@ logger = logging.getLogger("litestream")
 
 #: The providers :func:`setup_from_env` looks for, in the order it registers them.
 QUICK_SETUP_PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "openrouter", "ollama")
+
+#: The variable naming the Redis through which ``quick_setup`` shares the router's limits.
+REDIS_URL_VARIABLE = "LITESTREAM_REDIS_URL"
+
+
+def redis_url(env: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Return the Redis URL set in ``env`` (``LITESTREAM_REDIS_URL``), or None when unset or blank.
+
+    Args:
+        env: the environment to read; ``os.environ`` by default.
+    """
+    env = os.environ if env is None else env
+    url = (env.get(REDIS_URL_VARIABLE) or "").strip()
+    return url or None
 
 
 def providers() -> list[str]:

@@ -87,6 +87,16 @@ end
 return 1
 """
 
+# KEYS: slots. ARGV: lease id, lease seconds.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+end
+return 1
+"""
+
 # KEYS: cooldown-until. ARGV: seconds.
 _COOL = """
 local t = redis.call('TIME')
@@ -112,6 +122,10 @@ class RedisState:
         timeout: seconds for every Redis call (connect included).
         lease_seconds: a concurrency slot not renewed for this long is freed.
 
+    Attributes:
+        url: the Redis URL given (never shown in messages or ``repr``: it
+            may hold a password).
+
     Raises:
         ConfigurationError: a bad argument, or redis-py is not installed.
     """
@@ -132,20 +146,31 @@ class RedisState:
                 f"on_state_error must be 'local' or 'deny', not {on_state_error!r}")
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise errors.ConfigurationError(f"processes must be an integer >= 1, not {processes!r}")
+        self.url = url
         self.prefix = prefix
         self.on_state_error = on_state_error
         self.processes = processes
         self.lease_seconds = lease_seconds
         self._redis_errors = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        try:
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        except ValueError as error:  # the URL may hold a password: not repeated
+            raise errors.ConfigurationError(
+                f"not a Redis URL (redis://, rediss:// or unix://): {type(error).__name__}"
+            ) from None
         self._admit = self._client.register_script(_ADMIT)
         self._settle = self._client.register_script(_SETTLE)
         self._cool = self._client.register_script(_COOL)
+        self._renew = self._client.register_script(_RENEW)
         self._local = LocalState()
         self._lock = threading.Lock()
         self._down = False
+        self._closed = False
+        self._calls = 0
+        self._idle = threading.Condition()
+        self._timeout = timeout
         self._renewed: dict[str, float] = {}
 
     def keys(self, name: str) -> list[str]:
@@ -185,8 +210,7 @@ class RedisState:
             return
         self._renewed[lease.id] = now
         slots = self.keys(lease.key)[2]
-        self._quietly(lambda: self._client.zadd(
-            slots, {lease.id: self._client.time()[0] + self.lease_seconds}, xx=True))
+        self._quietly(lambda: self._renew(keys=[slots], args=[lease.id, self.lease_seconds]))
 
     def cool(self, key: str, seconds: float) -> None:
         """Admit nothing for ``key`` during ``seconds``, in every process."""
@@ -198,16 +222,34 @@ class RedisState:
         self._local.forget(key)
 
     def close(self) -> None:
-        """Close the connections to Redis."""
+        """Close the connections to Redis, once the calls under way have ended.
+
+        A lease settled (or renewed) after the state closed, by a stream's
+        router thread that ends last, is dropped: its slot expires with its lease.
+        """
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: not self._calls, timeout=4 * self._timeout + 1)
         self._client.close()
 
     def _quietly(self, call: Any) -> None:
+        with self._idle:
+            if self._closed:
+                return
+            self._calls += 1
         try:
             call()
         except self._redis_errors as error:
-            self._degraded(error)
+            try:
+                self._degraded(error)
+            except errors.StreamConnectionError:
+                pass  # "deny" refuses calls; a settlement or a renewal has nothing to refuse
         else:
             self._back()
+        finally:
+            with self._idle:
+                self._calls -= 1
+                self._idle.notify_all()
 
     def _degraded(self, error: BaseException) -> LocalState:
         with self._lock:

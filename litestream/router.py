@@ -76,9 +76,11 @@ from litestream._setup import (
     QUICK_SETUP_PROVIDERS as QUICK_SETUP_PROVIDERS,  # the CLI lists them
 )
 from litestream._setup import (
+    REDIS_URL_VARIABLE,
     env_config,
     provider_info,
     providers,
+    redis_url,
     setup_from_env,
 )
 from litestream.listeners import check_listener
@@ -280,11 +282,26 @@ class Router:
         at its base URL variable (``OPENAI_BASE_URL``, ``OLLAMA_HOST``...) or
         its default URL. Ollama needs no key and is always registered;
         registering does no I/O. With no key at all, an info line on the
-        ``litestream`` logger names the variables to set. Never raises.
+        ``litestream`` logger names the variables to set.
+
+        When ``LITESTREAM_REDIS_URL`` is set, the router keeps its limits,
+        leases and cooldowns in a :class:`RedisState` on that Redis (default
+        prefix and failure policy), shared with every process doing the
+        same; a malformed URL is logged as a warning and left unused. Never
+        raises.
 
         Args:
             env: the environment to read; ``os.environ`` by default.
         """
+        url = redis_url(env)
+        current = self._state
+        if url and not (isinstance(current, RedisState) and current.url == url):
+            try:
+                state = RedisState(url)
+            except errors.ConfigurationError as error:
+                logger.warning("quick_setup: %s not used: %s", REDIS_URL_VARIABLE, error)
+            else:
+                self._state = self._runner.state = state
         return setup_from_env(lambda provider: self.setup(provider, env=env), env)
 
     def unregister(self, name: str) -> bool:
