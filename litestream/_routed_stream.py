@@ -160,6 +160,8 @@ class RouteJob:
         self.on_batch: Optional[Callable[[], None]] = None
         #: The total tokens the committed attempt's provider reported, if it did.
         self.usage_tokens: Optional[int] = None
+        #: The text the committed attempt delivered (for an estimate when no usage came).
+        self.delivered_text = ""
         #: The end events of every attempt (a listener of each).
         self.log = AttemptLog()
         #: Every attempt stream opened for the job, so ``join`` can wait for their ends.
@@ -235,6 +237,7 @@ class RouteJob:
             error.channel = None
             self.sender.close(error)
         finally:
+            self.delivered_text = "".join(texts)
             self.release(stream)
             if self.on_done is not None:
                 self.on_done()

@@ -33,6 +33,7 @@ from litestream._health import DeploymentKey, HealthBook, counts_against_deploym
 from litestream._limits import Lease, Limits, State
 from litestream._routed_stream import Cancelled, RoutedStream, RouteJob
 from litestream.channels import alts
+from litestream.listeners import estimate_usage
 from litestream.options import CallOptions, RetryPolicy
 from litestream.transport import Stream
 from litestream.types import Chunk, Response
@@ -161,7 +162,7 @@ class Runner:
                     result = attempt(target, config, next(numbers))
                 except errors.LitestreamError as error:
                     if lease is not None:
-                        lease.settle(None if error.partial_content else 0)
+                        lease.settle(consumed_tokens(target, error.partial_content))
                     last_error = error
                     self._count_failure(target, error, failures)
                     delay = self.retry_delay(plan, index, retry, error)
@@ -306,7 +307,9 @@ class Runner:
         job.commit(target.provider, target.model)
         if lease is not None:
             job.on_batch = lease.renew
-            job.on_done = lambda: lease.settle(job.usage_tokens)
+            job.on_done = lambda: lease.settle(
+                job.usage_tokens if job.usage_tokens is not None
+                else consumed_tokens(target, job.delivered_text))
         job.pump(stream, held)
 
     def race(self, names: Sequence[str], plans: Sequence[Plan]) -> RoutedStream:
@@ -314,20 +317,37 @@ class Runner:
 
         The streams are attempts 1, 2, ... in the order of ``plans``; the
         losers are closed (their outcome is ``cancelled`` unless they had
-        already ended) and stay in the handle's attempt log.
+        already ended) and stay in the handle's attempt log. A deployment at
+        one of its limits is left out of the race (nothing is sent to it);
+        each entry's reservation is settled with what it used.
 
         Raises:
+            RateLimitError: every deployment is at a limit (nothing sent);
+                ``retry_after`` says when the first has room.
             LitestreamError: every stream failed; ``attempts`` lists them.
         """
         handle = RoutedStream("|".join(names), plans[0].buffer)
         job = handle.job
         targets: dict[Stream, Target] = {}
         held: dict[Stream, list[Chunk]] = {}
+        leases: dict[Stream, Lease] = {}
         failures: list[str] = []
         winner: Optional[Stream] = None
+        refused: list[errors.RateLimitError] = []
         try:
             for number, plan in enumerate(plans, 1):
                 target = plan.targets[0]
+                lease: Optional[Lease] = None
+                if target.limits.any or self.state.shared:
+                    admission = self.state.admit(target.key[0], target.limits, target.tokens)
+                    if admission.lease is None:
+                        refused.append(errors.RateLimitError(
+                            f"{target.key[0]!r} is at its {admission.limit} limit (not sent)",
+                            provider=target.provider, model=target.model,
+                            retry_after=admission.retry_after))
+                        failures.append(errors.error_summary(refused[-1]))
+                        continue
+                    lease = admission.lease
                 stream = core.completion(
                     target.provider, target.model, target.request, target.config.to_mapping(),
                     listeners=(*plan.listeners, job.log), _deployment=target.key[0],
@@ -336,11 +356,20 @@ class Runner:
                 job.track(stream)
                 targets[stream] = target
                 held[stream] = []
+                if lease is not None:
+                    leases[stream] = lease
+            if not targets:
+                error = min(refused, key=lambda refusal: refusal.retry_after or 0.0)
+                error.attempts = tuple(failures)
+                raise error
             winner, last_error = self._first_with_content(plans, targets, held, failures)
         finally:
             for stream in targets:
                 if stream is not winner:
                     stream.close()
+                    if stream in leases:
+                        text = "".join(chunk.content or "" for chunk in held[stream])
+                        leases[stream].settle(consumed_tokens(targets[stream], text))
         if winner is None:
             assert last_error is not None
             last_error.attempts = tuple(failures)
@@ -349,6 +378,12 @@ class Runner:
         self.health.succeeded(target.key)
         job.failures.extend(failures)
         job.commit(target.provider, target.model)
+        won = leases.get(winner)
+        if won is not None:
+            job.on_batch = won.renew
+            job.on_done = lambda: won.settle(
+                job.usage_tokens if job.usage_tokens is not None
+                else consumed_tokens(target, job.delivered_text))
         job.adopt(winner)
         job.start(job.pump, winner, held[winner])
         return handle
@@ -396,3 +431,16 @@ def _peek(stream: Stream, job: RouteJob) -> list[Chunk]:
         held.append(chunk)
         if chunk.has_content:
             return held
+
+
+def consumed_tokens(target: Target, delivered_text: Optional[str]) -> int:
+    """Return the tokens an attempt used when its provider did not say: an estimate.
+
+    An attempt that delivered nothing (refused, failed before content) used
+    nothing; one that delivered text (then failed, or was abandoned) used its
+    prompt and that text, estimated as :func:`litestream.listeners.estimate_usage`
+    does.
+    """
+    if not delivered_text:
+        return 0
+    return estimate_usage(target.request, delivered_text).total_tokens

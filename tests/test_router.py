@@ -14,6 +14,7 @@ import time
 import pytest
 
 from litestream import errors, router
+from litestream._limits import LocalState, estimate_call_tokens
 from litestream.core import extract_content
 from litestream.options import RetryPolicy
 from litestream.router import RoutedStream, Router
@@ -675,3 +676,74 @@ def test_max_concurrent_holds_a_slot_until_the_stream_ends(fresh_router, server)
     first.close()
     assert first.join(5)
     assert fresh_router.chat("fast", "Hi") == "second"  # the slot was freed
+
+
+# ---------------------------------------------------------------------------
+# Limits: what an attempt settles
+# ---------------------------------------------------------------------------
+
+
+class SettlementsState(LocalState):
+    """The in-process limits state, noting what each lease settles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.settled: list[int] = []
+
+    def settle(self, lease, used_tokens: int) -> None:
+        self.settled.append(used_tokens)
+        super().settle(lease, used_tokens)
+
+
+def test_an_abandoned_stream_settles_an_estimate_of_what_it_used(server):
+    state = SettlementsState()
+    routes = Router(state=state)
+    register_fake(routes, "limited", server, tpm=100_000)
+    server.script(text="one two three four five six", chunks=6, stall_after=2)
+    stream = routes.completion("limited", messages=MESSAGES, stream=True, max_tokens=500)
+    assert extract_content(next(c for c in stream if extract_content(c)))
+    stream.close()
+    assert stream.join(5)
+    assert len(state.settled) == 1
+    reserved = estimate_call_tokens({"messages": MESSAGES, "max_tokens": 500})
+    # Not the whole reservation, not nothing: the prompt and the text that came.
+    assert 0 < state.settled[0] < reserved
+
+
+def test_an_attempt_refused_before_content_settles_nothing(server):
+    state = SettlementsState()
+    routes = Router(state=state, retry_policy=RetryPolicy(max_retries=0))
+    register_fake(routes, "limited", server, tpm=100_000)
+    server.script(error_status=500)
+    with pytest.raises(errors.ProviderError):
+        routes.completion("limited", messages=MESSAGES)
+    assert state.settled == [0]
+
+
+def test_race_sends_nothing_to_a_deployment_at_its_limit(server, backup_server):
+    routes = Router()
+    register_fake(routes, "full", server, max_concurrent=1)
+    register_fake(routes, "free", backup_server)
+    server.script(text="holding the only slot", chunks=4, stall_after=1)
+    holder = routes.completion("full", messages=MESSAGES, stream=True)
+    assert extract_content(next(c for c in holder if extract_content(c)))
+    backup_server.script(text="from the free one")
+    raced = routes.race(["full", "free"], messages=MESSAGES, stream=True)
+    assert text_of(raced) == "from the free one"
+    assert len(server.requests) == 1  # only the holder's: the race sent nothing there
+    holder.close()
+    assert holder.join(5) and raced.join(5)
+
+
+def test_race_with_every_deployment_at_its_limit_raises_unsent(server):
+    routes = Router()
+    register_fake(routes, "full", server, max_concurrent=1)
+    server.script(text="holding the only slot", chunks=4, stall_after=1)
+    holder = routes.completion("full", messages=MESSAGES, stream=True)
+    assert extract_content(next(c for c in holder if extract_content(c)))
+    with pytest.raises(errors.RateLimitError) as raised:
+        routes.race(["full", "full"], messages=MESSAGES, stream=True)
+    assert raised.value.retry_after is not None
+    assert len(server.requests) == 1
+    holder.close()
+    assert holder.join(5)
