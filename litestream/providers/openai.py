@@ -342,7 +342,11 @@ class OpenAIStreamParser(StreamParser):
         content, reasoning = _text_and_reasoning(delta)
         refusal = as_str(delta.get("refusal"), "refusal")
         if refusal and not content:
+            # Chat completions' refusal reads as the answer's text, as the
+            # peers' tests expect (the Responses API keeps it apart).
             content = refusal
+        details = _extras(delta, "reasoning_details")
+        annotations = _extras(delta, "annotations")
         role = as_str(delta.get("role"), "role")
         if role is not None:
             if index in self._roles_sent:
@@ -351,11 +355,13 @@ class OpenAIStreamParser(StreamParser):
                 self._roles_sent.add(index)
         tool_calls = self._tool_call_deltas(index, delta)
         finish_reason = self._finish_reason(index, as_str(raw.get("finish_reason"), "finish"))
-        if not (role or content or tool_calls or reasoning or finish_reason):
+        if not (role or content or tool_calls or reasoning or finish_reason or details
+                or annotations):
             return None
         return Choice(
             index=index,
-            delta=Delta(role=role, content=content, tool_calls=tool_calls, reasoning=reasoning),
+            delta=Delta(role=role, content=content, tool_calls=tool_calls, reasoning=reasoning,
+                        reasoning_details=details, annotations=annotations),
             finish_reason=finish_reason,
         )
 
@@ -421,6 +427,15 @@ def split_content(content: Any) -> tuple[Optional[str], Optional[str]]:
             else:
                 thoughts.append(split_content(thinking)[0] or "")
     return "".join(texts), ("".join(thoughts) or None)
+
+
+def _extras(message: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], ...]:
+    """Return a message's or delta's list of objects under ``key`` (citations, reasoning parts).
+
+    ``annotations`` are OpenAI's citations (web search); ``reasoning_details``
+    are OpenRouter's opaque reasoning parts, handed back on the next turn.
+    """
+    return tuple(as_dict(item, key) for item in as_list(message.get(key), key))
 
 
 def _text_and_reasoning(message: Mapping[str, Any]) -> tuple[Optional[str], Optional[str]]:
@@ -500,6 +515,8 @@ def _response_choice(raw: Any) -> ResponseChoice:
             content=content if content is not None else as_str(message.get("refusal"), "refusal"),
             tool_calls=calls,
             reasoning=reasoning,
+            reasoning_details=_extras(message, "reasoning_details"),
+            annotations=_extras(message, "annotations"),
         ),
         finish_reason=normalize_finish_reason(reason),
     )

@@ -515,3 +515,41 @@ def test_body_cut_in_done_after_the_finish_reason_ends_cleanly(stream_http):
     result = stream_http(PROVIDER, sse_body(finish)[:-2])  # "data: [DONE]" without its blank line
     assert result.error is None
     assert result.content == "Hi" and result.finish_reason == "stop"
+
+
+def test_chat_annotations_are_collected_in_openai_shape():
+    import litestream as ls
+    from litestream.testing import FakeLLMServer
+
+    citation = {"type": "url_citation", "url_citation": {
+        "url": "https://example.com/rivers", "title": "Rivers", "start_index": 0,
+        "end_index": 6}}
+    body = b"".join(b"data: " + json.dumps(payload).encode() + b"\n\n" for payload in [
+        {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-search",
+         "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Rivers"},
+                      "finish_reason": None}]},
+        {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-search",
+         "choices": [{"index": 0, "delta": {"annotations": [citation]},
+                      "finish_reason": "stop"}]},
+    ]) + b"data: [DONE]\n\n"
+    with FakeLLMServer() as server:
+        server.replay(body)
+        response = ls.collect_stream(ls.completion(
+            "openai", "gpt-4o-search", messages=[{"role": "user", "content": "Hi"}],
+            stream=True, api_key="sk-test-0000", api_base=server.api_base("openai")))
+    assert response.content == "Rivers"
+    assert list(response.choices[0].message.annotations) == [citation]
+    assert response.choices[0].message.to_dict()["annotations"] == [citation]
+
+
+def test_whole_response_annotations_and_reasoning_details_are_kept():
+    citation = {"type": "url_citation", "url_citation": {"url": "https://example.com"}}
+    response = openai.parse_response({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": "x", "annotations": [citation],
+            "reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque"}]}}],
+    }, "m")
+    message = response.choices[0].message
+    assert list(message.annotations) == [citation]
+    assert message.reasoning_details[0]["data"] == "opaque"

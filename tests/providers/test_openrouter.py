@@ -118,3 +118,39 @@ def test_error_bodies_keep_openrouter_message(status, code, message, error_class
     assert isinstance(error, error_class)
     assert error.message == message
     assert error.status_code == status
+
+
+def test_reasoning_details_stream_into_the_message_and_go_back_on_the_next_turn():
+    import litestream as ls
+    from litestream.testing import FakeLLMServer
+
+    signature = "EqQBCkYIBRgCKkD-opaque-signature"
+    events = [
+        {"type": "reasoning.text", "text": "Think ", "format": "anthropic-claude-v1",
+         "index": 0},
+        {"type": "reasoning.text", "text": "hard.", "signature": signature,
+         "format": "anthropic-claude-v1", "index": 0},
+    ]
+    body = b"".join(
+        b"data: " + json.dumps({"id": "gen-1", "model": "m", "choices": [
+            {"index": 0, "delta": {"reasoning_details": [detail]}, "finish_reason": None}]},
+        ).encode() + b"\n\n" for detail in events)
+    body += b"data: " + json.dumps({"id": "gen-1", "model": "m", "choices": [
+        {"index": 0, "delta": {"content": "Answer."}, "finish_reason": "stop"}]}).encode()
+    body += b"\n\ndata: [DONE]\n\n"
+    with FakeLLMServer() as server:
+        server.replay(body)
+        first = ls.collect_stream(ls.completion(
+            "openrouter", "anthropic/claude-sonnet-4", messages=MESSAGES, stream=True,
+            api_key="sk-or-test-0000", api_base=server.api_base("openrouter")))
+        details = first.choices[0].message.reasoning_details
+        assert [(d["type"], d["text"], d.get("signature")) for d in details] == [
+            ("reasoning.text", "Think hard.", signature)]
+        server.script(text="second")
+        messages = [*MESSAGES, first.choices[0].message.to_dict(),
+                    {"role": "user", "content": "And?"}]
+        ls.completion("openrouter", "anthropic/claude-sonnet-4", messages=messages,
+                      api_key="sk-or-test-0000", api_base=server.api_base("openrouter"))
+        sent = server.last_request.json["messages"][1]
+    assert sent["reasoning_details"][0]["signature"] == signature
+    assert sent["reasoning_details"][0]["text"] == "Think hard."
