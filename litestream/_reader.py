@@ -42,6 +42,8 @@ _DRAIN_LIMIT = 65536
 _DRAIN_TIMEOUT = 1.0
 #: Bytes of a body kept to quote when it turns out not to be a stream at all.
 _EXCERPT = 200
+#: Held while a reader turns one read's bytes into chunks (never while it waits).
+_PARSE_GATE = threading.Lock()
 
 
 class Reader:
@@ -251,11 +253,12 @@ class Reader:
         """
         chunks: list[Chunk] = []
         try:
-            for event in events:
-                events_seen[0] = True
-                if parser.done:
-                    break  # events after the final one are ignored
-                chunks.extend(parser.feed(event))
+            with _PARSE_GATE:
+                for event in events:
+                    events_seen[0] = True
+                    if parser.done:
+                        break  # events after the final one are ignored
+                    chunks.extend(parser.feed(event))
         except Exception as error:
             if chunks:
                 self._put_many(chunks)
