@@ -140,11 +140,28 @@ class ReceiveChannel(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         """Yield values until the channel is closed and drained (raising a producer's error)."""
-        get = self._state.get
+        state = self._state
+        get = state.get
+        if type(state) is not _ChannelState:
+            while True:
+                value = get(None)
+                if value is None:
+                    return
+                yield value
+        # The common case inlined: a value is there and nobody needs waking
+        # (what try_get would do, without two calls per value).
+        lock = state.lock
+        buffer = state.buffer
         while True:
-            value = get(None)
+            with lock:
+                if buffer and not state.waiting_putters and not state.watchers:
+                    value = buffer.popleft()
+                else:
+                    value = None
             if value is None:
-                return
+                value = get(None)
+                if value is None:
+                    return
             yield value
 
     def __enter__(self) -> ReceiveChannel[T]:
