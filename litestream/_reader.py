@@ -259,13 +259,15 @@ class Reader:
         yielding the events that came before them in the same read.
         """
         chunks: list[Chunk] = []
+        extend = chunks.extend
+        feed = parser.feed
         try:
             with _PARSE_GATE:
                 for event in events:
                     events_seen[0] = True
                     if parser.done:
                         break  # events after the final one are ignored
-                    chunks.extend(parser.feed(event))
+                    extend(feed(event))
         except Exception as error:
             if chunks:
                 self._put_many(chunks)
