@@ -148,14 +148,19 @@ class ReceiveChannel(Generic[T]):
                 if value is None:
                     return
                 yield value
-        # The common case inlined: a value is there and nobody needs waking
-        # (what try_get would do, without two calls per value).
+        # The common case inlined: a value is there (what try_get does, without
+        # two calls per value); an empty channel takes the blocking path.
         lock = state.lock
         buffer = state.buffer
+        maxsize = state.maxsize
         while True:
             with lock:
-                if buffer and not state.waiting_putters and not state.watchers:
+                if buffer:
                     value = buffer.popleft()
+                    if state.waiting_putters and not 0 < maxsize <= len(buffer):
+                        state.not_full.notify()
+                    if state.watchers:
+                        state._wake_watchers()
                 else:
                     value = None
             if value is None:
