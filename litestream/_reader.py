@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from typing import Any, Iterable, Optional
 
@@ -51,6 +52,17 @@ _EXCERPT = 200
 #: aggregate throughput in bench/many_streams.py; one stream pays one
 #: uncontended acquire per read).
 _PARSE_GATE = threading.Lock()
+
+
+def _new_parse_gate() -> None:
+    # A fork while another thread held the gate would leave it held forever
+    # in the child, where that thread does not exist.
+    global _PARSE_GATE
+    _PARSE_GATE = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_parse_gate)
 
 
 class Reader:
