@@ -109,13 +109,16 @@ def _open(port: int, kind: str):  # noqa: ANN202 - a litestream Stream
         {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1", "max_retries": 0})
 
 
-def _solo_rate(port: int, chunks: int) -> float:
+def _solo_rate(port: int, chunks: int) -> tuple[float, float]:
+    """Return one stream's chunks/s and this process's CPU µs per chunk."""
     started = time.perf_counter()
+    cpu_started = time.process_time()
     count = 0
     with _open(port, "solo") as stream:
         for _chunk in stream:
             count += 1
-    return count / (time.perf_counter() - started)
+    cpu = (time.process_time() - cpu_started) / count * 1e6
+    return count / (time.perf_counter() - started), cpu
 
 
 def main() -> None:
@@ -143,7 +146,7 @@ def main() -> None:
     sock.close()
     try:
         _solo_rate(port, solo_chunks)  # warm up: imports, first connection
-        solo_before = _solo_rate(port, solo_chunks)
+        solo_before, solo_cpu_before = _solo_rate(port, solo_chunks)
         threads_before = threading.active_count()
         rss_before = _rss_kib()
         started = time.perf_counter()
@@ -157,16 +160,18 @@ def main() -> None:
 
         merged = litestream.merge(streams, close_sources=True)
         started = time.perf_counter()
+        cpu_started = time.process_time()
         go.set()
         count = 0
         while merged.get() is not None:
             count += 1
         drained = time.perf_counter() - started
+        drain_cpu = (time.process_time() - cpu_started) / count * 1e6
         merged.close()
         for stream in streams:
             stream.close()
         aggregate = count / drained
-        solo_after = _solo_rate(port, solo_chunks)
+        solo_after, solo_cpu_after = _solo_rate(port, solo_chunks)
     finally:
         server.terminate()
         server.join()
@@ -184,6 +189,10 @@ def main() -> None:
     print(f"  {args.streams} streams through merge            {aggregate:9,.0f} chunks/s "
           f"({count} chunks in {drained:.2f} s)")
     print(f"  aggregate / one stream                  {aggregate / solo:9.2f}x  [>= 0.5x]")
+    solo_cpu = min(solo_cpu_before, solo_cpu_after)
+    # CPU per chunk is steadier than chunks/s when other programs share the machine.
+    print(f"  CPU per chunk: one stream {solo_cpu:.1f} us, {args.streams} streams "
+          f"{drain_cpu:.1f} us; ratio {solo_cpu / drain_cpu:.2f}x")
 
 
 if __name__ == "__main__":

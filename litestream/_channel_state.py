@@ -130,7 +130,9 @@ class _ChannelState:
         buffer = self.buffer
         if buffer:
             value = buffer.popleft()
-            if self.waiting_putters:
+            # A putter waits only while the channel is full: waking it before
+            # there is room (a batch overshoots maxsize) only makes it wait again.
+            if self.waiting_putters and not self._full():
                 self.not_full.notify()
             if self.watchers:
                 self._wake_watchers()
@@ -168,7 +170,7 @@ class _ChannelState:
             if ended:
                 error, self.error = self.error, None
             if count:
-                if self.waiting_putters:
+                if self.waiting_putters and not self._full():
                     self.not_full.notify_all()
                 if self.watchers:
                     self._wake_watchers()
@@ -209,7 +211,8 @@ class _ChannelState:
             if self.closed:
                 return False
             self.buffer.extend(values)
-            self.not_empty.notify_all()
+            if self.waiting_getters:
+                self.not_empty.notify_all()
             if self.watchers:
                 self._wake_watchers()
             return True

@@ -10,14 +10,20 @@ not).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
+from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_netrc_auth
 
 __all__ = ["SocketGuard", "close_idle_connections", "current", "session"]
 
@@ -132,6 +138,68 @@ def _close_pool(pool: urllib3.connectionpool.HTTPConnectionPool) -> None:
     pool.close()
 
 
+class _Session(requests.Session):
+    """A session that looks the environment's proxy and CA settings up once per host.
+
+    requests reads them on every request, scanning the whole process
+    environment (about 0.15 ms a request, the largest piece of a stream's
+    time to first chunk). The answer depends only on the environment and on
+    the URL's scheme and host, so it is kept until the environment changes:
+    every call still compares the environment with the one it was computed
+    from (a dict comparison, microseconds), so a variable set at run time
+    takes effect on the next request exactly as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: Optional[dict[Any, Any]] = None
+        self._settings: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """Prepare ``request`` as requests does, with a short path for what litestream sends.
+
+        requests merges each setting through ``isinstance`` checks against
+        runtime-checkable protocols, which cost about 20 µs each on Python
+        3.11 (0.15 ms a request). For a request with headers and a JSON body
+        only -- no params, files, form data, cookies or auth of its own, on
+        a session without params or auth -- the merges below give the same
+        prepared request; anything else goes through requests.
+        """
+        if (request.files or request.data or request.params or request.auth is not None
+                or request.cookies is not None or self.params or self.auth is not None
+                or self.hooks != default_hooks()):
+            return super().prepare_request(request)
+        headers = CaseInsensitiveDict(self.headers)
+        headers.update(request.headers or {})
+        for name in [name for name, value in headers.items() if value is None]:
+            del headers[name]
+        auth = get_netrc_auth(request.url) if self.trust_env else None
+        cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies),
+                                RequestsCookieJar())
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=request.method.upper(), url=request.url, headers=headers,
+                         json=request.json, auth=auth, cookies=cookies, hooks=request.hooks)
+        return prepared
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        environment = getattr(os.environ, "_data", None)
+        if proxies or self.proxies or not self.trust_env or not isinstance(environment, dict):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if environment != self._environment:
+            self._settings = {}
+            self._environment = dict(environment)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        settings = self._settings.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if len(self._settings) < 256:
+                self._settings[key] = settings
+        # A fresh dict each time: requests may change what it is given.
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 _session: Optional[requests.Session] = None
 _session_lock = threading.Lock()
 
@@ -141,7 +209,7 @@ def session() -> requests.Session:
     global _session
     with _session_lock:
         if _session is None:
-            new_session = requests.Session()
+            new_session = _Session()
             adapter = _Adapter(pool_connections=16, pool_maxsize=256, max_retries=0)
             new_session.mount("http://", adapter)
             new_session.mount("https://", adapter)

@@ -140,11 +140,33 @@ class ReceiveChannel(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         """Yield values until the channel is closed and drained (raising a producer's error)."""
-        get = self._state.get
+        state = self._state
+        get = state.get
+        if type(state) is not _ChannelState:
+            while True:
+                value = get(None)
+                if value is None:
+                    return
+                yield value
+        # The common case inlined: a value is there (what try_get does, without
+        # two calls per value); an empty channel takes the blocking path.
+        lock = state.lock
+        buffer = state.buffer
+        maxsize = state.maxsize
         while True:
-            value = get(None)
+            with lock:
+                if buffer:
+                    value = buffer.popleft()
+                    if state.waiting_putters and not 0 < maxsize <= len(buffer):
+                        state.not_full.notify()
+                    if state.watchers:
+                        state._wake_watchers()
+                else:
+                    value = None
             if value is None:
-                return
+                value = get(None)
+                if value is None:
+                    return
             yield value
 
     def __enter__(self) -> ReceiveChannel[T]:

@@ -811,3 +811,49 @@ def test_alts_with_one_ready_channel_among_many_picks_it() -> None:
     assert alts(channels, default="none") == ("none", None)
     for channel in channels:
         channel.close()
+
+
+@pytest.mark.parametrize("maxsize, batch", [(1, 1), (2, 5), (4, 4), (64, 330)])
+def test_batches_overshooting_maxsize_reach_an_iterating_consumer_in_order(
+        maxsize: int, batch: int) -> None:
+    """A producer woken only once there is room still delivers everything, and stays bounded."""
+    from litestream._channel_state import _Sender
+
+    channel: ReceiveChannel[int] = ReceiveChannel(maxsize)
+    sender: _Sender[int] = _Sender(channel._state)
+    total = batch * 20
+    most_queued = [0]
+
+    def produce() -> None:
+        for start in range(0, total, batch):
+            values = list(range(start, min(start + batch, total)))
+            for offset in range(0, len(values), maxsize):
+                assert sender.put_many(values[offset:offset + maxsize])
+                most_queued[0] = max(most_queued[0], channel.qsize())
+        sender.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    received = list(channel)
+    producer.join(5.0)
+    assert not producer.is_alive()
+    assert received == list(range(total))
+    assert most_queued[0] <= 2 * maxsize  # maxsize plus at most one batch in hand-off
+
+
+def test_iterating_wakes_a_producer_blocked_on_a_full_channel() -> None:
+    channel: Channel[int] = Channel(maxsize=1)
+    channel.put(1)
+    put_done = threading.Event()
+
+    def put_second() -> None:
+        channel.put(2)
+        put_done.set()
+        channel.close()
+
+    producer = threading.Thread(target=put_second)
+    producer.start()
+    values = list(channel)
+    producer.join(5.0)
+    assert values == [1, 2]
+    assert put_done.is_set()

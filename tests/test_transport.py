@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import os
 import socket
 import threading
 import time
@@ -204,3 +205,16 @@ def test_a_stream_is_not_retried_once_a_chunk_was_delivered(server):
             text_of(stream)
     assert len(server.requests) == 1
     assert not waits
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_parse_although_the_parent_was_parsing() -> None:
+    """The readers' parse gate, held at fork time by another thread, is free in the child."""
+    from litestream import _reader
+
+    with _reader._PARSE_GATE:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0 if _reader._PARSE_GATE.acquire(timeout=5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
