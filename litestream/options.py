@@ -138,6 +138,11 @@ class Timeouts:
         default=DEFAULT_IDLE_TIMEOUT, validator=_seconds("idle_timeout"))
 
 
+#: The jitter's random source unless a policy is given its own: seeding one
+#: per call would cost more than the rest of a call's set-up.
+_JITTER = random.Random()
+
+
 def _wait(seconds: float, cancelled: threading.Event) -> bool:
     return cancelled.wait(seconds)
 
@@ -171,7 +176,8 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=60.0, validator=_seconds("max_retry_after"))
     wait: Callable[[float, threading.Event], bool] = attrs.field(
         default=_wait, eq=False, repr=False)
-    random: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
+    random: random.Random = attrs.field(
+        factory=lambda: _JITTER, eq=False, repr=False)
 
     @max_retries.validator
     def _check_max_retries(self, attribute: Any, value: Any) -> None:
@@ -190,6 +196,9 @@ class RetryPolicy:
                 return None
             delay = max(delay, retry_after)
         return delay
+
+
+_DEFAULT_RETRY = RetryPolicy()
 
 
 def _check_positive_int(name: str) -> Callable[[Any, Any, Any], None]:
@@ -288,9 +297,9 @@ class CallOptions:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise errors.ConfigurationError("'retry_policy' must be a RetryPolicy")
         if "max_retries" in given:
-            retry = attrs.evolve(retry or RetryPolicy(), max_retries=given["max_retries"])
+            retry = attrs.evolve(retry or _DEFAULT_RETRY, max_retries=given["max_retries"])
         fields = {name: given[name] for name in _PLAIN_FIELDS if name in given}
-        return cls(timeouts=timeouts, retry=retry or RetryPolicy(), **fields)
+        return cls(timeouts=timeouts, retry=retry or _DEFAULT_RETRY, **fields)
 
     @property
     def secrets(self) -> tuple[str, ...]:
