@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recorder import Recorder
 
 import litestream
 from litestream import errors, listeners
@@ -31,28 +32,6 @@ MODELS = {
 #: How many streams the chaos run opens: the issue asks for 10,000; this
 #: many fit in about 20 s of test time on the 2-core machine (2,000 took 15 s).
 CHAOS_STREAMS = 2500
-
-
-class Recorder:
-    """A listener that keeps every event, keyed by call."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[Any] = []
-        self.first_chunks: list[Any] = []
-        self.ends: list[Any] = []
-
-    def on_request(self, event: Any) -> None:
-        with self.lock:
-            self.requests.append(event)
-
-    def on_first_chunk(self, event: Any) -> None:
-        with self.lock:
-            self.first_chunks.append(event)
-
-    def on_end(self, event: Any) -> None:
-        with self.lock:
-            self.ends.append(event)
 
 
 class Raising:

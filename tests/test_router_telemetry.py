@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from recorder import Recorder
 
 import litestream
 from litestream import errors, listeners
@@ -28,21 +29,8 @@ MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 CHAOS_CALLS = 300
 
 
-class Recorder:
-    """A listener keeping every event."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[Any] = []
-        self.ends: list[Any] = []
-
-    def on_request(self, event: Any) -> None:
-        with self.lock:
-            self.requests.append(event)
-
-    def on_end(self, event: Any) -> None:
-        with self.lock:
-            self.ends.append(event)
+class AttemptRecorder(Recorder):
+    """A recorder that also reads its events as a routed call's attempts."""
 
     def attempts(self) -> list[tuple[str, int, str]]:
         """(deployment, attempt, outcome) of each end, by attempt number."""
@@ -117,7 +105,7 @@ def routes(server, backup_server, slow_server) -> Router:
 def test_retry_then_success_is_two_attempts_of_one_deployment(routes, server):
     server.script(error_status=503)
     server.script(text="second time", usage={"prompt_tokens": 7, "completion_tokens": 2})
-    recorder = Recorder()
+    recorder = AttemptRecorder()
     stream = routes.completion("primary", messages=MESSAGES, stream=True, listeners=[recorder])
     assert litestream.collect_stream(stream).content == "second time"
     assert stream.join(5)
@@ -134,7 +122,7 @@ def test_a_fallback_attempt_carries_the_fallbacks_name(routes, server, backup_se
     server.script(error_status=500)
     server.script(error_status=500)
     backup_server.script(text="from the backup")
-    recorder = Recorder()
+    recorder = AttemptRecorder()
     stream = routes.completion("primary", messages=MESSAGES, stream=True, listeners=[recorder])
     assert litestream.collect_stream(stream).content == "from the backup"
     assert stream.join(5)
@@ -147,7 +135,7 @@ def test_a_fallback_attempt_carries_the_fallbacks_name(routes, server, backup_se
 def test_router_listeners_and_call_listeners_both_hear_each_attempt_once(
     server, backup_server, slow_server
 ):
-    shared, own = Recorder(), Recorder()
+    shared, own = AttemptRecorder(), AttemptRecorder()
     routes = make_router(server, backup_server, slow_server, listeners=[shared])
     server.script(error_status=503)
     server.script(text="ok")
@@ -170,7 +158,7 @@ def test_a_listener_without_hooks_is_refused_at_once(server, backup_server, slow
 def test_a_race_loser_is_cancelled_and_ends_exactly_once(routes, slow_server, backup_server):
     slow_server.script(text="too late", stall_after=0)
     backup_server.script(text="quick answer", usage={"prompt_tokens": 5, "completion_tokens": 2})
-    recorder, raising = Recorder(), Raising()
+    recorder, raising = AttemptRecorder(), Raising()
     stream = routes.race(["slow", "backup"], messages=MESSAGES, listeners=[raising, recorder])
     assert litestream.collect_stream(stream).content == "quick answer"
     assert stream.join(5), "the router and every attempt's reader end"
@@ -185,7 +173,7 @@ def test_a_race_loser_is_cancelled_and_ends_exactly_once(routes, slow_server, ba
 
 def test_closing_a_routed_stream_before_content_cancels_its_attempt(routes, server):
     server.script(text="never", stall_after=0)
-    recorder = Recorder()
+    recorder = AttemptRecorder()
     stream = routes.completion("primary", messages=MESSAGES, stream=True, listeners=[recorder])
     assert server.wait_for_requests(1, 5)
     stream.close()
@@ -308,12 +296,12 @@ CASES = ("complete", "retry_then_success", "fallback", "hedge_loser", "error_aft
 def test_chaos_each_attempt_ends_once_with_the_right_outcome(server, backup_server,
                                                              slow_server):
     rng = random.Random(18)
-    everything, raising = Recorder(), Raising()
+    everything, raising = AttemptRecorder(), Raising()
     routes = make_router(server, backup_server, slow_server, listeners=[everything, raising])
     wrong = []
     for _ in range(CHAOS_CALLS):
         case = rng.choice(CASES)
-        recorder = Recorder()
+        recorder = AttemptRecorder()
         expected = _run(routes, case, server, backup_server, slow_server, [recorder])
         recorder.assert_one_end_per_call()
         if recorder.attempts() != expected:
