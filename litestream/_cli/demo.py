@@ -81,15 +81,7 @@ def measure_throughput(server: FakeLLMServer, out: TextIO) -> None:
              "provider: tokens, milliseconds and tokens per second.",
         delay=0.01,
     )
-    meter = StreamMeter()
-    with _open(server, "anthropic", "Measure this stream.") as stream:
-        for chunk in stream:
-            text = extract_content(chunk)
-            meter.add(text)
-            meter.add_usage(chunk.usage)
-            if text:
-                _say(out, text, end="")
-    meter.finish()
+    meter = _print_metered(out, _open(server, "anthropic", "Measure this stream."))
     _say(out)
     _say(out, f"{meter.summary()} | first text after {meter.first_text_ms}ms")
 
@@ -228,10 +220,19 @@ def local_demo(server: LocalModelServer, out: TextIO) -> int:
     """Stream the local model's answer to :data:`LOCAL_DEMO_QUESTION`, then its metrics line."""
     _say(out, f"litestream demo --local: SmolLM2-135M served by llama.cpp at {server.url}\n\n"
               f"> {LOCAL_DEMO_QUESTION}")
+    meter = _print_metered(out, completion(
+        "openai_compatible", server.model,
+        messages=[{"role": "user", "content": LOCAL_DEMO_QUESTION}],
+        stream=True, max_tokens=96, api_base=server.api_base))
+    if meter.text and not meter.text.endswith("\n"):
+        _say(out)
+    _say(out, f"\n{meter.summary()}")
+    return 0
+
+
+def _print_metered(out: TextIO, stream: Stream) -> StreamMeter:
+    """Print a stream's text as it comes; return its finished meter (tokens, timings)."""
     meter = StreamMeter()
-    stream = completion("openai_compatible", server.model,
-                        messages=[{"role": "user", "content": LOCAL_DEMO_QUESTION}],
-                        stream=True, max_tokens=96, api_base=server.api_base)
     with stream:
         for chunk in stream:
             text = extract_content(chunk)
@@ -240,7 +241,4 @@ def local_demo(server: LocalModelServer, out: TextIO) -> int:
             if text:
                 _say(out, text, end="")
     meter.finish()
-    if meter.text and not meter.text.endswith("\n"):
-        _say(out)
-    _say(out, f"\n{meter.summary()}")
-    return 0
+    return meter
