@@ -67,19 +67,6 @@ def _add_extras(
     return data
 
 
-def _dicts(value: Any) -> Tuple[Mapping[str, Any], ...]:
-    """Return the JSON objects of a list (anything else is left out)."""
-    if not isinstance(value, (list, tuple)):
-        return ()
-    return tuple(item for item in value if isinstance(item, Mapping))
-
-
-def _read_reasoning(data: dict[str, Any]) -> Optional[str]:
-    """Return a delta's or message's ``reasoning_content``, else its ``reasoning`` (OpenRouter)."""
-    reasoning = data.get("reasoning_content")
-    return data.get("reasoning") if reasoning is None else reasoning
-
-
 @attrs.frozen
 class Usage:
     """Token counts of one completion.
@@ -119,12 +106,6 @@ class Usage:
         if self.reasoning_tokens is not None:
             data["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return data
-
-def _detail(data: dict[str, Any], group: str, key: str) -> Optional[int]:
-    details = data.get(group)
-    value = details.get(key) if isinstance(details, dict) else None
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
 
 @attrs.frozen
 class ToolCallDelta:
@@ -377,120 +358,6 @@ class Response:
 
 # ---------------------------------------------------------------------------
 # Private fast constructors for the parsers' hot paths
-# ---------------------------------------------------------------------------
-#
-# attrs' generated ``__init__`` runs each converter and a frozen-safe setattr
-# per field: about a microsecond per object, three objects per streamed token.
-# The builders below fill the slots directly through their descriptors and
-# give exactly the object the public constructor gives for the same,
-# already-converted values (tuples, a read-only event view): equality, hash,
-# repr and ``to_dict()`` cannot tell them apart (tests/test_chunk_golden.py).
-# Callers pass values of the right types; nothing here converts or checks.
-
-_new = object.__new__
-
-
-def _slot_setters(cls: type, *names: str) -> Tuple[Any, ...]:
-    """Return the slot descriptors' ``__set__`` of ``names``, checking they are all the fields."""
-    assert tuple(field.name for field in attrs.fields(cls)) == names, cls
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-(_d_role, _d_content, _d_tool_calls, _d_reasoning, _d_refusal, _d_details,
- _d_annotations) = _slot_setters(
-    Delta, "role", "content", "tool_calls", "reasoning", "refusal", "reasoning_details",
-    "annotations")
-_c_index, _c_delta, _c_finish = _slot_setters(Choice, "index", "delta", "finish_reason")
-(_k_id, _k_model, _k_provider, _k_created, _k_choices, _k_usage,
- _k_event) = _slot_setters(
-    Chunk, "id", "model", "provider", "created", "choices", "usage", "provider_event")
-_t_index, _t_id, _t_name, _t_arguments = _slot_setters(
-    ToolCallDelta, "index", "id", "name", "arguments")
-
-
-def _make_delta(
-    role: Optional[str] = None,
-    content: Optional[str] = None,
-    tool_calls: Tuple[ToolCallDelta, ...] = (),
-    reasoning: Optional[str] = None,
-    refusal: Optional[str] = None,
-    reasoning_details: Tuple[Mapping[str, Any], ...] = (),
-    annotations: Tuple[Mapping[str, Any], ...] = (),
-) -> Delta:
-    """Return ``Delta(...)`` of already-converted values (tuples), without attrs' ``__init__``."""
-    delta = _new(Delta)
-    _d_role(delta, role)
-    _d_content(delta, content)
-    _d_tool_calls(delta, tool_calls)
-    _d_reasoning(delta, reasoning)
-    _d_refusal(delta, refusal)
-    _d_details(delta, reasoning_details)
-    _d_annotations(delta, annotations)
-    return delta
-
-
-def _make_choice(index: int, delta: Delta, finish_reason: Optional[str] = None) -> Choice:
-    """Return ``Choice(index, delta, finish_reason)`` without attrs' ``__init__``."""
-    choice = _new(Choice)
-    _c_index(choice, index)
-    _c_delta(choice, delta)
-    _c_finish(choice, finish_reason)
-    return choice
-
-
-def _text_choice(index: int, content: str) -> Choice:
-    """Return ``Choice(index, Delta(content=content))``: the common streamed token."""
-    delta = _new(Delta)
-    _d_role(delta, None)
-    _d_content(delta, content)
-    _d_tool_calls(delta, ())
-    _d_reasoning(delta, None)
-    _d_refusal(delta, None)
-    _d_details(delta, ())
-    _d_annotations(delta, ())
-    choice = _new(Choice)
-    _c_index(choice, index)
-    _c_delta(choice, delta)
-    _c_finish(choice, None)
-    return choice
-
-
-def _make_tool_call_delta(
-    index: int, id: Optional[str], name: Optional[str], arguments: Optional[str]
-) -> ToolCallDelta:
-    """Return ``ToolCallDelta(index, id, name, arguments)`` without attrs' ``__init__``."""
-    call = _new(ToolCallDelta)
-    _t_index(call, index)
-    _t_id(call, id)
-    _t_name(call, name)
-    _t_arguments(call, arguments)
-    return call
-
-
-def _make_chunk(
-    id: Optional[str],
-    model: Optional[str],
-    provider: Optional[str],
-    created: Optional[int],
-    choices: Tuple[Choice, ...],
-    usage: Optional[Usage],
-    event: Optional[dict[str, Any]],
-) -> Chunk:
-    """Return ``Chunk(...)`` with ``choices`` a tuple and ``event`` a decoded dict or None.
-
-    The event is wrapped read-only as the public constructor's converter does.
-    """
-    chunk = _new(Chunk)
-    _k_id(chunk, id)
-    _k_model(chunk, model)
-    _k_provider(chunk, provider)
-    _k_created(chunk, created)
-    _k_choices(chunk, choices)
-    _k_usage(chunk, usage)
-    _k_event(chunk, None if event is None else MappingProxyType(event))
-    return chunk
-
-
 def extract_content(value: Union[Response, Chunk, None]) -> Optional[str]:
     """Return the text of a Response or a Chunk, or ``None`` when it carries none.
 

@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping, Optional
 
 from litestream import errors
+from litestream._construct import make_chunk, text_choice
 from litestream.providers._wire import (
     as_dict,
     as_int,
@@ -29,8 +30,6 @@ from litestream.types import (
     Delta,
     ToolCallDelta,
     Usage,
-    _make_chunk,
-    _text_choice,
 )
 from litestream.wire import Event
 
@@ -167,8 +166,8 @@ class OpenAIStreamParser(StreamParser):
             return None
         if not content:
             return []
-        return [_make_chunk(response_id, self.response_model or self.model, self.provider,
-                            self.created, (_text_choice(index, content),), None, payload)]
+        return [make_chunk(response_id, self.response_model or self.model, self.provider,
+                            self.created, (text_choice(index, content),), None, payload)]
 
     def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""

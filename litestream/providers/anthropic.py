@@ -19,6 +19,7 @@ import json
 from typing import Any, Mapping, Optional
 
 from litestream import errors
+from litestream._construct import make_delta
 from litestream.options import CallOptions
 from litestream.providers import _messages
 from litestream.providers._anthropic_request import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
@@ -44,7 +45,6 @@ from litestream.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    _make_delta,
 )
 from litestream.wire import Event, HTTPRequest
 
@@ -277,12 +277,12 @@ class AnthropicStreamParser(StreamParser):
         kind = delta.get("type")
         if kind == "text_delta":
             text = as_str(delta.get("text"), "text")
-            return [self.make_chunk(_make_delta(content=text))] if text else []
+            return [self.make_chunk(make_delta(content=text))] if text else []
         if kind == "thinking_delta":
             if payload.get("index") in self._text_blocks:
                 return []  # misplaced on a text block: not reasoning (LiteLLM drops it too)
             thinking = as_str(delta.get("thinking"), "thinking")
-            return [self.make_chunk(_make_delta(reasoning=thinking))] if thinking else []
+            return [self.make_chunk(make_delta(reasoning=thinking))] if thinking else []
         if kind == "input_json_delta":
             block_index = as_int(payload.get("index"), "block index") or 0
             fragment = as_str(delta.get("partial_json"), "partial_json")

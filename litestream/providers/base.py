@@ -17,6 +17,7 @@ import time
 from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
+from litestream._construct import make_choice, make_chunk, make_delta
 from litestream.options import CallOptions
 from litestream.types import (
     Choice,
@@ -24,9 +25,6 @@ from litestream.types import (
     Delta,
     Response,
     Usage,
-    _make_choice,
-    _make_chunk,
-    _make_delta,
 )
 from litestream.wire import Event, HTTPRequest
 
@@ -130,9 +128,9 @@ class StreamParser:
         if delta is not None or finish_reason is not None:
             if finish_reason is not None:
                 self.saw_finish = True
-            choices = (_make_choice(index, delta or _make_delta(), finish_reason),)
+            choices = (make_choice(index, delta or make_delta(), finish_reason),)
         event = self.provider_event
-        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+        return make_chunk(self.response_id, self.response_model or self.model, self.provider,
                            self.created, choices, usage, event if type(event) is dict else None)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
@@ -144,7 +142,7 @@ class StreamParser:
             if choice.finish_reason is not None:
                 self.saw_finish = True
         event = self.provider_event
-        return _make_chunk(self.response_id, self.response_model or self.model, self.provider,
+        return make_chunk(self.response_id, self.response_model or self.model, self.provider,
                            self.created, tuple(choices), usage,
                            event if type(event) is dict else None)
 

@@ -1,0 +1,126 @@
+"""Value objects built on the hot path: the same objects as litestream.types, made cheaply.
+
+attrs' generated ``__init__`` runs each converter and a frozen-safe setattr
+per field: about a microsecond per object, three objects per streamed token.
+The builders below fill the slots directly through their descriptors and
+give exactly the object the public constructor gives for the same,
+already-converted values (tuples, a read-only event view): equality, hash,
+repr and ``to_dict()`` cannot tell them apart (tests/test_chunk_golden.py).
+Callers pass values of the right types; nothing here converts or checks.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping, Optional, Tuple
+
+import attrs
+
+from litestream.types import Choice, Chunk, Delta, ToolCallDelta, Usage
+
+__all__ = ["make_choice", "make_chunk", "make_delta", "make_tool_call_delta", "text_choice"]
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type, *names: str) -> Tuple[Any, ...]:
+    """Return the slot descriptors' ``__set__`` of ``names``, checking they are all the fields."""
+    assert tuple(field.name for field in attrs.fields(cls)) == names, cls
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+(_d_role, _d_content, _d_tool_calls, _d_reasoning, _d_refusal, _d_details,
+ _d_annotations) = _slot_setters(
+    Delta, "role", "content", "tool_calls", "reasoning", "refusal", "reasoning_details",
+    "annotations")
+_c_index, _c_delta, _c_finish = _slot_setters(Choice, "index", "delta", "finish_reason")
+(_k_id, _k_model, _k_provider, _k_created, _k_choices, _k_usage,
+ _k_event) = _slot_setters(
+    Chunk, "id", "model", "provider", "created", "choices", "usage", "provider_event")
+_t_index, _t_id, _t_name, _t_arguments = _slot_setters(
+    ToolCallDelta, "index", "id", "name", "arguments")
+
+
+def make_delta(
+    role: Optional[str] = None,
+    content: Optional[str] = None,
+    tool_calls: Tuple[ToolCallDelta, ...] = (),
+    reasoning: Optional[str] = None,
+    refusal: Optional[str] = None,
+    reasoning_details: Tuple[Mapping[str, Any], ...] = (),
+    annotations: Tuple[Mapping[str, Any], ...] = (),
+) -> Delta:
+    """Return ``Delta(...)`` of already-converted values (tuples), without attrs' ``__init__``."""
+    delta = _new(Delta)
+    _d_role(delta, role)
+    _d_content(delta, content)
+    _d_tool_calls(delta, tool_calls)
+    _d_reasoning(delta, reasoning)
+    _d_refusal(delta, refusal)
+    _d_details(delta, reasoning_details)
+    _d_annotations(delta, annotations)
+    return delta
+
+
+def make_choice(index: int, delta: Delta, finish_reason: Optional[str] = None) -> Choice:
+    """Return ``Choice(index, delta, finish_reason)`` without attrs' ``__init__``."""
+    choice = _new(Choice)
+    _c_index(choice, index)
+    _c_delta(choice, delta)
+    _c_finish(choice, finish_reason)
+    return choice
+
+
+def text_choice(index: int, content: str) -> Choice:
+    """Return ``Choice(index, Delta(content=content))``: the common streamed token."""
+    delta = _new(Delta)
+    _d_role(delta, None)
+    _d_content(delta, content)
+    _d_tool_calls(delta, ())
+    _d_reasoning(delta, None)
+    _d_refusal(delta, None)
+    _d_details(delta, ())
+    _d_annotations(delta, ())
+    choice = _new(Choice)
+    _c_index(choice, index)
+    _c_delta(choice, delta)
+    _c_finish(choice, None)
+    return choice
+
+
+def make_tool_call_delta(
+    index: int, id: Optional[str], name: Optional[str], arguments: Optional[str]
+) -> ToolCallDelta:
+    """Return ``ToolCallDelta(index, id, name, arguments)`` without attrs' ``__init__``."""
+    call = _new(ToolCallDelta)
+    _t_index(call, index)
+    _t_id(call, id)
+    _t_name(call, name)
+    _t_arguments(call, arguments)
+    return call
+
+
+def make_chunk(
+    id: Optional[str],
+    model: Optional[str],
+    provider: Optional[str],
+    created: Optional[int],
+    choices: Tuple[Choice, ...],
+    usage: Optional[Usage],
+    event: Optional[dict[str, Any]],
+) -> Chunk:
+    """Return ``Chunk(...)`` with ``choices`` a tuple and ``event`` a decoded dict or None.
+
+    The event is wrapped read-only as the public constructor's converter does.
+    """
+    chunk = _new(Chunk)
+    _k_id(chunk, id)
+    _k_model(chunk, model)
+    _k_provider(chunk, provider)
+    _k_created(chunk, created)
+    _k_choices(chunk, choices)
+    _k_usage(chunk, usage)
+    _k_event(chunk, None if event is None else MappingProxyType(event))
+    return chunk
+
+
