@@ -44,7 +44,8 @@ class _Timer:
     """One thread serving every pending deadline of the process.
 
     The thread starts with the first pending callback and ends when none is
-    left, so an idle process runs no timer thread at all.
+    left (after :data:`_LINGER`, in case the next comes at once), so an idle
+    process runs no timer thread at all.
     """
 
     def __init__(self) -> None:
@@ -89,14 +90,23 @@ class _Timer:
     def _run(self) -> None:
         condition = self._condition
         heap = self._heap
+        lingered = False
         while True:
             with condition:
                 while True:
                     while heap and not heap[0][2].active:
                         heapq.heappop(heap)
                     if not heap:
+                        if not lingered:
+                            # A program sending its next request at once would
+                            # start a new thread (~90 µs before the request goes
+                            # out): wait a moment for it first.
+                            lingered = True
+                            condition.wait(_LINGER)
+                            continue
                         self._thread = None
                         return
+                    lingered = False
                     remaining = heap[0][0] - time.monotonic()
                     if remaining <= 0:
                         handle = heapq.heappop(heap)[2]
@@ -116,6 +126,8 @@ class _Timer:
 
 
 _COMPACT_SLACK = 1024
+#: Seconds the thread waits for a new callback, once none is pending, before it ends.
+_LINGER = 0.003
 _timer = _Timer()
 
 
