@@ -23,7 +23,7 @@ import urllib3.connectionpool
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_cookies
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_netrc_auth
+from requests.utils import NETRC_FILES, get_netrc_auth
 
 __all__ = ["SocketGuard", "close_idle_connections", "current", "send", "session"]
 
@@ -156,6 +156,38 @@ class _Session(requests.Session):
         self._settings: dict[tuple[Any, ...], dict[str, Any]] = {}
         #: URL as given -> URL as prepared (requests' ``prepare_url`` depends on nothing else).
         self._urls: dict[str, str] = {}
+        #: Where requests looks for a netrc file, as the environment says (None: not known yet).
+        self._netrc_paths: Optional[tuple[str, ...]] = None
+
+    def _environment_now(self) -> Optional[dict[Any, Any]]:
+        """Return the process environment, first dropping what was derived from an older one."""
+        environment = getattr(os.environ, "_data", None)
+        if not isinstance(environment, dict):
+            return None
+        if environment != self._environment:
+            self._settings = {}
+            self._netrc_paths = None
+            self._environment = dict(environment)
+        return environment
+
+    def _netrc_auth(self, url: Any) -> Any:
+        """Return ``get_netrc_auth(url)``, skipping its work when no netrc file exists.
+
+        requests expands the candidate paths from the environment on every
+        request (~20 µs); they are kept until the environment changes, and
+        the files' existence is still checked every time.
+        """
+        if self._environment_now() is None:
+            return get_netrc_auth(url)
+        paths = self._netrc_paths
+        if paths is None:
+            netrc_file = os.environ.get("NETRC")
+            names = (netrc_file,) if netrc_file is not None else tuple(
+                f"~/{name}" for name in NETRC_FILES)
+            paths = self._netrc_paths = tuple(os.path.expanduser(name) for name in names)
+        if not any(os.path.exists(path) for path in paths):
+            return None
+        return get_netrc_auth(url)
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """Prepare ``request`` as requests does, with a short path for what litestream sends.
@@ -175,7 +207,7 @@ class _Session(requests.Session):
         headers.update(request.headers or {})
         for name in [name for name, value in headers.items() if value is None]:
             del headers[name]
-        auth = get_netrc_auth(request.url) if self.trust_env else None
+        auth = self._netrc_auth(request.url) if self.trust_env else None
         cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies),
                                 RequestsCookieJar())
         # PreparedRequest.prepare() step by step, with the URL's preparation
@@ -199,12 +231,8 @@ class _Session(requests.Session):
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> dict[str, Any]:
-        environment = getattr(os.environ, "_data", None)
-        if proxies or self.proxies or not self.trust_env or not isinstance(environment, dict):
+        if proxies or self.proxies or not self.trust_env or self._environment_now() is None:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if environment != self._environment:
-            self._settings = {}
-            self._environment = dict(environment)
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc, stream, verify, cert)
         settings = self._settings.get(key)
