@@ -26,7 +26,7 @@ from litestream import errors
 from litestream._body import BodyReader
 from litestream._deadlines import Deadlines
 from litestream._exceptions import error_from_response, map_exception, parse_failure
-from litestream._session import SocketGuard, current, session
+from litestream._session import SocketGuard, current, send
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.listeners import CallMonitor
 from litestream.options import CallOptions
@@ -197,17 +197,9 @@ class Reader:
         headers = dict(http_request.headers)
         headers.setdefault("Accept-Encoding", "identity")
         current.guard = self.socket_guard
-        response = session().request(
-            http_request.method,
-            http_request.url,
-            headers=headers,
-            json=http_request.json,
-            stream=True,
-            # No per-read timeout: the shared timer's deadlines shut the socket down.
-            timeout=(self.options.timeouts.connect, None),
-            verify=self.options.verify,
-            allow_redirects=False,
-        )
+        # No per-read timeout: the shared timer's deadlines shut the socket down.
+        response = send(http_request.method, http_request.url, headers, http_request.json,
+                        self.options.timeouts.connect, self.options.verify)
         error = error_from_response(response, self.provider, self.model)
         if error is not None:
             response.close()

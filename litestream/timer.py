@@ -44,7 +44,8 @@ class _Timer:
     """One thread serving every pending deadline of the process.
 
     The thread starts with the first pending callback and ends when none is
-    left, so an idle process runs no timer thread at all.
+    left, so an idle process runs no timer thread at all; when it was needed
+    again right after it ended, the next one waits :data:`_LINGER` first.
     """
 
     def __init__(self) -> None:
@@ -53,16 +54,24 @@ class _Timer:
         self._live = 0
         self._counter = itertools.count()
         self._thread: Optional[threading.Thread] = None
+        #: When the last thread ended (time.monotonic()), and whether the running one lingers.
+        self._ended = float("-inf")
+        self._linger = False
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         if delay != delay:
             # A NaN deadline would break the heap's order and fire at a random time.
             raise ValueError("the timer's delay must be a number of seconds, not NaN")
-        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, self)
+        now = time.monotonic()
+        handle = TimerHandle(now + max(0.0, delay), callback, self)
         with self._condition:
             heapq.heappush(self._heap, (handle.deadline, next(self._counter), handle))
             self._live += 1
             if self._thread is None:
+                # Needed again at once after it ended: requests are being sent
+                # back to back, and the next thread will wait a moment before
+                # it ends (a thread's start costs ~90 µs before a request goes out).
+                self._linger = now - self._ended < _LINGER
                 self._thread = threading.Thread(
                     target=self._run, name="litestream-timer", daemon=True
                 )
@@ -89,14 +98,21 @@ class _Timer:
     def _run(self) -> None:
         condition = self._condition
         heap = self._heap
+        lingered = False
         while True:
             with condition:
                 while True:
                     while heap and not heap[0][2].active:
                         heapq.heappop(heap)
                     if not heap:
+                        if self._linger and not lingered:
+                            lingered = True
+                            condition.wait(_LINGER)
+                            continue
                         self._thread = None
+                        self._ended = time.monotonic()
                         return
+                    lingered = False
                     remaining = heap[0][0] - time.monotonic()
                     if remaining <= 0:
                         handle = heapq.heappop(heap)[2]
@@ -116,6 +132,9 @@ class _Timer:
 
 
 _COMPACT_SLACK = 1024
+#: Seconds: a thread started again within this time of the last one's end
+#: waits this long for a new callback, once none is pending, before it ends.
+_LINGER = 0.003
 _timer = _Timer()
 
 

@@ -31,7 +31,7 @@ import json
 import weakref
 from typing import Any, Optional
 
-from litestream import errors
+from litestream import _session, errors
 from litestream._body import BodyReader, read_capped
 from litestream._deadlines import WHOLE_BODY_WORDING, Deadlines
 from litestream._exceptions import MAX_ERROR_BODY, error_from_response, map_exception
@@ -87,16 +87,8 @@ def _send(http_request: HTTPRequest, provider: Dialect, model: str, options: Cal
     current.guard = guard
     deadlines.start()
     try:
-        response = session().request(
-            http_request.method,
-            http_request.url,
-            headers=headers,
-            json=http_request.json,
-            timeout=(timeouts.connect, None),
-            verify=options.verify,
-            stream=True,
-            allow_redirects=False,
-        )
+        response = _session.send(http_request.method, http_request.url, headers,
+                                 http_request.json, timeouts.connect, options.verify)
         with response:
             error = error_from_response(response, provider, model)
             if error is not None:

@@ -118,3 +118,69 @@ def test_netrc_credentials_apply_as_with_requests(
     finally:
         session.close()
         plain.close()
+
+
+def test_a_netrc_file_created_later_applies_on_the_next_request(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    session = _Session()
+    try:
+        kwargs = {"method": "POST", "url": "https://api.example.invalid/v1", "json": {"a": 1}}
+        before = session.prepare_request(requests.Request(**kwargs))
+        assert "Authorization" not in before.headers
+        netrc.write_text("machine api.example.invalid login user password pass\n")
+        netrc.chmod(0o600)
+        after = session.prepare_request(requests.Request(**kwargs))
+        assert after.headers["Authorization"].startswith("Basic ")
+    finally:
+        session.close()
+
+
+def test_a_url_prepared_twice_is_prepared_as_requests_does() -> None:
+    session, plain = _Session(), requests.Session()
+    try:
+        url = "https://API.example.invalid:443/v1/chat completions?x=ä"
+        for _ in range(2):  # the second time from the kept preparation
+            ours = session.prepare_request(requests.Request("POST", url, json={"a": 1}))
+            theirs = plain.prepare_request(requests.Request("POST", url, json={"a": 1}))
+            assert ours.url == theirs.url
+            assert ours.path_url == theirs.path_url
+    finally:
+        session.close()
+        plain.close()
+
+
+def test_send_keeps_a_cookie_the_server_sets_as_requests_does() -> None:
+    import http.server
+    import threading
+
+    from litestream import _session
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "sid=abc; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        response = _session.send("POST", url, {"Accept-Encoding": "identity"}, {"a": 1}, 5.0, True)
+        assert response.status_code == 200
+        assert response.raw.read() == b"{}"
+        response.close()
+        assert _session.session().cookies.get("sid") == "abc"
+    finally:
+        thread.join(5.0)
+        server.server_close()
+        _session.session().cookies.clear()
+        _session.close_idle_connections()

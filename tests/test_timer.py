@@ -97,3 +97,37 @@ def test_a_negative_delay_is_due_at_once() -> None:
     fired = threading.Event()
     call_later(-5.0, fired.set)
     assert fired.wait(2.0)
+
+
+def test_a_timer_started_cold_ends_at_once_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timer_module, "_LINGER", 3600.0)
+    timer = timer_module._Timer()  # never ran: not a back-to-back restart
+    timer.call_later(3600, lambda: None).cancel()
+    thread = timer.thread
+    if thread is not None:
+        thread.join(2.0)
+        assert not thread.is_alive()
+    assert timer.thread is None
+
+
+def test_a_timer_needed_again_right_after_it_ended_waits_for_the_next_callback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timer_module, "_LINGER", 3600.0)
+    timer = timer_module._Timer()
+    timer._ended = timer_module.time.monotonic()  # as if its last thread had just ended
+    timer.call_later(3600, lambda: None).cancel()
+    lingering = timer.thread
+    assert lingering is not None
+    ran = threading.Event()
+    timer.call_later(0, ran.set)
+    assert ran.wait(2.0)
+    assert timer.thread is lingering  # the same thread served it: no new start
+    # It lingers once per idle spell: a wake-up while it lingers ends it (a
+    # wake-up that comes while it still runs the callback is lost: repeat).
+    deadline = timer_module.time.monotonic() + 5.0
+    while lingering.is_alive() and timer_module.time.monotonic() < deadline:
+        with timer._condition:
+            timer._condition.notify()
+        lingering.join(0.01)
+    assert not lingering.is_alive()
+    assert timer.thread is None
