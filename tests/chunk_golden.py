@@ -20,7 +20,7 @@ from litestream.framing import make_decoder
 from litestream.providers import get_provider
 
 HERE = Path(__file__).parent
-FIXTURES = [HERE / "fixtures" / "streams", Path("/work/shared/fixtures/streams")]
+FIXTURES = [HERE / "fixtures" / "streams"]  # the shared transcripts, copied into the project
 GOLDEN = HERE / "fixtures" / "chunks_golden.json"
 CREATED = 1_700_000_000  # the creation time a parser stamps when the wire names none
 

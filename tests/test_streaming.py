@@ -25,8 +25,6 @@ from litestream.testing import FakeLLMServer
 from litestream.types import Choice, Chunk, Delta, ToolCallDelta, Usage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/streams")
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
