@@ -14,7 +14,7 @@ from typing import Any, Generic, Optional, Sequence, TypeVar
 
 import attrs
 
-__all__ = ["ChannelStatistics"]
+__all__ = ["ChannelStatistics", "wait_on"]
 
 T = TypeVar("T")
 _WAIT_MAX = threading.TIMEOUT_MAX
@@ -37,7 +37,7 @@ class ChannelStatistics:
     watchers: int
 
 
-def _wait(condition: threading.Condition, deadline: Optional[float]) -> bool:
+def wait_on(condition: threading.Condition, deadline: Optional[float]) -> bool:
     """Wait on ``condition`` (its lock held) until notified or ``deadline``; False once past it."""
     if deadline is None:
         condition.wait()
@@ -187,7 +187,7 @@ class _ChannelState:
             self.waiting_putters += 1
             try:
                 while True:
-                    if not _wait(self.not_full, deadline):
+                    if not wait_on(self.not_full, deadline):
                         raise TimeoutError("put timed out: the channel stayed full")
                     result = self.try_put(value)
                     if result is not None:
@@ -226,7 +226,7 @@ class _ChannelState:
             self.waiting_getters += 1
             try:
                 while True:
-                    if not _wait(self.not_empty, deadline):
+                    if not wait_on(self.not_empty, deadline):
                         raise TimeoutError("get timed out: nothing arrived")
                     ready, value = self.try_get()
                     if ready:

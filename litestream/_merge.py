@@ -28,8 +28,9 @@ import weakref
 from collections import deque
 from typing import Any, Optional, Sequence, TypeVar
 
-from litestream._channel_state import ChannelStatistics, _wait
-from litestream.channels import ReceiveChannel, _check_maxsize, _describe
+from litestream._channel_state import ChannelStatistics, wait_on
+from litestream._checks import check_maxsize, describe
+from litestream.channels import ReceiveChannel
 
 __all__ = ["merge"]
 
@@ -213,7 +214,7 @@ class _MergeState:
             while True:
                 with self.lock:
                     while not self.pending and not self.ready and not self.closed:
-                        if not _wait(self.not_empty, deadline):
+                        if not wait_on(self.not_empty, deadline):
                             raise TimeoutError("get timed out: nothing arrived")
                 got, value = self.take()
                 if got:
@@ -323,17 +324,17 @@ def merge(
         [1, 2]
     """
     if not isinstance(channels, (list, tuple)):
-        raise TypeError(f"merge takes a list or tuple of channels, not {_describe(channels)}")
+        raise TypeError(f"merge takes a list or tuple of channels, not {describe(channels)}")
     seen: set[int] = set()
     for index, channel in enumerate(channels):
         if not isinstance(channel, ReceiveChannel):
             raise TypeError(
-                f"merge takes a list or tuple of channels; item {index} is {_describe(channel)}"
+                f"merge takes a list or tuple of channels; item {index} is {describe(channel)}"
             )
         if id(channel._state) in seen:
             raise ValueError(f"merge: item {index} ({channel!r}) appears more than once")
         seen.add(id(channel._state))
-    state = _MergeState(_check_maxsize(maxsize), bool(close_sources))
+    state = _MergeState(check_maxsize(maxsize), bool(close_sources))
     merged = _MergedChannel(state)
     state.attach(channels)
     return merged

@@ -21,7 +21,6 @@ variables and events, never by polling.
 from __future__ import annotations
 
 import random
-import reprlib
 import threading
 import time
 from collections import deque
@@ -29,7 +28,7 @@ from typing import Any, Generic, Iterator, Optional, Sequence, Tuple, TypeVar, U
 
 from litestream._channel_state import ChannelStatistics, _ChannelState
 from litestream._channel_state import _Sender as _Sender  # what producers write through
-from litestream._checks import check_seconds
+from litestream._checks import check_maxsize, check_seconds, describe
 from litestream.timer import call_later
 
 __all__ = [
@@ -52,12 +51,6 @@ _UNSET: Any = _Unset()
 _WAIT_MAX = threading.TIMEOUT_MAX
 
 
-def _check_maxsize(maxsize: object) -> int:
-    if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
-        raise ValueError(f"maxsize must be a whole number >= 0 (0: unbounded), not {maxsize!r}")
-    return maxsize
-
-
 class ReceiveChannel(Generic[T]):
     """The receive side of a channel: read it, close it, nothing that writes.
 
@@ -78,7 +71,7 @@ class ReceiveChannel(Generic[T]):
     __slots__ = ("_state", "__weakref__")
 
     def __init__(self, maxsize: int = 0) -> None:
-        self._state: Any = _ChannelState(_check_maxsize(maxsize))
+        self._state: Any = _ChannelState(check_maxsize(maxsize))
 
     def get(self, timeout: Optional[float] = None) -> Optional[T]:
         """Take the next value, waiting while the channel is empty.
@@ -271,14 +264,10 @@ _Operation = Tuple[Any, ReceiveChannel[Any], bool, Any, int]
 _WANTED = "a list or tuple of channels and (channel, value) pairs"
 
 
-def _describe(value: object) -> str:
-    return f"{type(value).__name__} {reprlib.repr(value)}"
-
-
 def _operations(operations: object) -> list[_Operation]:
     """Check what :func:`alts` was given, before anything is taken or put."""
     if not isinstance(operations, (list, tuple)):
-        raise TypeError(f"alts takes {_WANTED}, not {_describe(operations)}")
+        raise TypeError(f"alts takes {_WANTED}, not {describe(operations)}")
     ops: list[_Operation] = []
     for index, operation in enumerate(operations):
         if isinstance(operation, ReceiveChannel):
@@ -289,7 +278,7 @@ def _operations(operations: object) -> list[_Operation]:
             channel, value = operation
             if not isinstance(channel, Channel):
                 raise TypeError(
-                    f"alts cannot put on {_describe(channel)}: it is receive-only; "
+                    f"alts cannot put on {describe(channel)}: it is receive-only; "
                     f"puts need a Channel"
                 )
             if value is None:
@@ -297,7 +286,7 @@ def _operations(operations: object) -> list[_Operation]:
             ops.append((channel._state, channel, True, value, index))
             continue
         raise TypeError(
-            f"alts takes {_WANTED}; item {index} is {_describe(operation)}"
+            f"alts takes {_WANTED}; item {index} is {describe(operation)}"
         )
     if not ops:
         raise ValueError("alts needs at least one channel")
