@@ -37,6 +37,38 @@ def _running_servers() -> list:
     return list(FakeLLMServer.running())
 
 
+def timer_threads() -> list[threading.Thread]:
+    """The shared timer thread, if it is running."""
+    return [t for t in threading.enumerate() if t.name == "litestream-timer"]
+
+
+@pytest.fixture
+def timer_thread_ends():
+    """Fail a test of timers that leaves one pending: the timer thread must end (2 s grace)."""
+    yield
+    for thread in timer_threads():
+        thread.join(2.0)
+        assert not thread.is_alive(), "the timer thread outlived the test"
+
+
+@pytest.fixture
+def server():
+    """A FakeLLMServer on 127.0.0.1 for one test (modules may define their own)."""
+    from litestream.testing import FakeLLMServer
+
+    with FakeLLMServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def backup_server():
+    """A second FakeLLMServer, for fallbacks and races."""
+    from litestream.testing import FakeLLMServer
+
+    with FakeLLMServer() as fake:
+        yield fake
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads_or_sockets():
     """Fail the test if a litestream thread or a socket it opened outlives it."""

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, Callable, Optional
 
 import pytest
+from conftest import timer_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +19,6 @@ from litestream.errors import ProviderError
 from litestream.testing import FakeLLMServer
 from litestream.transport import Stream
 from litestream.types import Choice, Chunk, Delta
-
-TIMER_THREAD_NAME = "litestream-timer"
-
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -61,17 +59,7 @@ class Background:
         assert not self.thread.is_alive()
 
 
-def timer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == TIMER_THREAD_NAME]
-
-
-@pytest.fixture(autouse=True)
-def _timer_thread_ends() -> Any:
-    """Every test lets its timers fire or cancels them, so the timer thread ends."""
-    yield
-    for thread in timer_threads():
-        thread.join(2.0)
-        assert not thread.is_alive(), "the timer thread outlived the test"
+pytestmark = pytest.mark.usefixtures("timer_thread_ends")
 
 
 # ---------------------------------------------------------------------------

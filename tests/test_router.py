@@ -220,22 +220,6 @@ def test_providers_and_provider_info():
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server():
-    from litestream.testing import FakeLLMServer
-
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def backup_server():
-    from litestream.testing import FakeLLMServer
-
-    with FakeLLMServer() as fake:
-        yield fake
-
-
 def register_fake(routes: Router, name: str, fake, provider: str = "openai", model: str = "m",
                   **kwargs) -> None:
     routes.register(name, provider=provider, model=model, api_key="test-key-0000",

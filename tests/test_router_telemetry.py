@@ -66,18 +66,6 @@ def routing_threads() -> list[str]:
 
 
 @pytest.fixture
-def server():
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def backup_server():
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
 def slow_server():
     with FakeLLMServer() as fake:
         yield fake

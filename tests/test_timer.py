@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import pytest
+from conftest import timer_threads
 
 from litestream import timer as timer_module
 from litestream.timer import call_later
 
-TIMER_THREAD_NAME = "litestream-timer"
-
-
-def timer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == TIMER_THREAD_NAME]
-
-
-@pytest.fixture(autouse=True)
-def _timer_thread_ends() -> Any:
-    """Every test lets its timers fire or cancels them, so the timer thread ends."""
-    yield
-    for thread in timer_threads():
-        thread.join(2.0)
-        assert not thread.is_alive(), "the timer thread outlived the test"
+pytestmark = pytest.mark.usefixtures("timer_thread_ends")
 
 
 def test_call_later_runs_callbacks_in_deadline_order() -> None:
