@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from timers import timer_threads
 
 from litestream import transport
 
@@ -35,11 +36,6 @@ def _running_servers() -> list:
     except ImportError:
         return []
     return list(FakeLLMServer.running())
-
-
-def timer_threads() -> list[threading.Thread]:
-    """The shared timer thread, if it is running."""
-    return [t for t in threading.enumerate() if t.name == "litestream-timer"]
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from collections import Counter
 from typing import Any, Callable, Optional
 
 import pytest
-from conftest import timer_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from timers import timer_threads
 
 from litestream import Router, accumulate_stream, completion, extract_content, merge
 from litestream import timer as timer_module

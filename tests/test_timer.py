@@ -6,7 +6,7 @@ import logging
 import threading
 
 import pytest
-from conftest import timer_threads
+from timers import timer_threads
 
 from litestream import timer as timer_module
 from litestream.timer import call_later
