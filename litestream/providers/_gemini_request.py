@@ -68,16 +68,8 @@ def build_body(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _generation_config(request: Mapping[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for key, gemini_key in _GENERATION_KEYS.items():
-        if request.get(key) is not None:
-            config[gemini_key] = request[key]
-    limit = _messages.max_output_tokens(request)
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    stop = _messages.stop_sequences(request)
-    if stop:
-        config["stopSequences"] = stop
+    config = _messages.sampling_options(
+        request, _GENERATION_KEYS, limit="maxOutputTokens", stop="stopSequences")
     response_format = request.get("response_format")
     if isinstance(response_format, Mapping):
         if response_format.get("type") in ("json_object", "json_schema"):

@@ -198,6 +198,27 @@ def native_keys(request: Mapping[str, Any], keys: Sequence[str]) -> dict[str, An
     return {key: request[key] for key in keys if request.get(key) is not None}
 
 
+def sampling_options(
+    request: Mapping[str, Any], names: Mapping[str, str], *, limit: str, stop: str
+) -> dict[str, Any]:
+    """Return the request's sampling options under a provider's own names.
+
+    Each OpenAI key of ``names`` that is set goes under its native name; the
+    output limit (:func:`max_output_tokens`) goes under ``limit`` and the
+    stop sequences (:func:`stop_sequences`) under ``stop``. The one
+    translation Gemini's ``generationConfig`` and Ollama's ``options`` share.
+    """
+    options = {native: request[key] for key, native in names.items()
+               if request.get(key) is not None}
+    output_limit = max_output_tokens(request)
+    if output_limit is not None:
+        options[limit] = output_limit
+    sequences = stop_sequences(request)
+    if sequences:
+        options[stop] = sequences
+    return options
+
+
 def stop_sequences(request: Mapping[str, Any]) -> Optional[list[str]]:
     """Return ``stop`` as a list of strings (a single string becomes a list of one), or None.
 

@@ -140,17 +140,7 @@ def build_body(model: str, request: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "stream": bool(request.get("stream")),
     }
-    options = {
-        ollama_key: request[key]
-        for key, ollama_key in _OPTION_KEYS.items()
-        if request.get(key) is not None
-    }
-    limit = _messages.max_output_tokens(request)
-    if limit is not None:
-        options["num_predict"] = limit
-    stop = _messages.stop_sequences(request)
-    if stop:
-        options["stop"] = stop
+    options = _messages.sampling_options(request, _OPTION_KEYS, limit="num_predict", stop="stop")
     native_options = request.get("options")
     if isinstance(native_options, Mapping):
         options.update(native_options)
