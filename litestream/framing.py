@@ -32,6 +32,8 @@ def _decode(raw: bytes) -> str:
 
 
 _BOM = b"\xef\xbb\xbf"
+#: What ``bytes.strip()`` strips; ``str.strip()`` strips more (NBSP, U+2028...).
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 _set_data, _set_name, _set_unframed = (
     Event.__dict__[field.name].__set__ for field in attrs.fields(Event)
@@ -62,17 +64,20 @@ class _LineBuffer:
         self._carriage_return = False
         self._start: Optional[bytes] = b""  # bytes of a possible BOM; None once past it
 
-    def feed(self, data: bytes) -> tuple[list[bytes], Optional[ProtocolError]]:
-        """Return the blocks completed by ``data``, and the error if the rest grew too big.
+    def feed(self, data: bytes) -> tuple[Optional[bytes], Optional[ProtocolError]]:
+        """Return the blocks completed by ``data`` and the error if the rest grew too big.
 
-        The error is returned, not raised, so the blocks before it can be
-        delivered first.
+        The blocks come as one ``region``: the bytes up to the last separator,
+        so ``region.split(separator)`` gives them (None when ``data``
+        completes none). One region lets a decoder decode a whole read at
+        once rather than block by block. The error is returned, not raised,
+        so the blocks before it can be delivered first.
         """
         if self._start is not None:
             data = self._start + data
             if len(data) < len(_BOM) and _BOM.startswith(data):
                 self._start = data  # wait for the rest of what may be a BOM
-                return [], None
+                return None, None
             self._start = None
             if data.startswith(_BOM):
                 data = data[len(_BOM):]
@@ -87,27 +92,22 @@ class _LineBuffer:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer
         separator = self._separator
-        blocks: list[bytes] = []
         if buffer:
-            # Finish the held-back block first, scanning only bytes not yet scanned.
+            # Scan only bytes not yet scanned: the buffer holds no separator.
             start = max(0, self._scanned - len(separator) + 1)
             buffer += data
-            end = buffer.find(separator, start)
+            end = _last_separator(buffer, separator, start)
             if end < 0:
-                return blocks, self._check_size()
-            blocks.append(bytes(buffer[:end]))
-            data = bytes(buffer[end + len(separator):])
-            buffer.clear()
-        # One split gives the same blocks as finding separators left to right.
-        parts = data.split(separator)
-        rest = parts.pop()
-        if blocks:
-            blocks.extend(parts)
-        else:
-            blocks = parts
-        if rest:
-            buffer += rest
-        return blocks, self._check_size()
+                return None, self._check_size()
+            region = bytes(buffer[:end])
+            del buffer[:end + len(separator)]
+            return region, self._check_size()
+        end = _last_separator(data, separator, 0)
+        if end < 0:
+            buffer += data
+            return None, self._check_size()
+        buffer += data[end + len(separator):]
+        return data[:end], self._check_size()
 
     def _check_size(self) -> Optional[ProtocolError]:
         """Note what is scanned; drop the buffer and return the error when it grew too big."""
@@ -127,12 +127,28 @@ class _LineBuffer:
         """Return the blocks a held-back final CR completes, and the unterminated rest, if any."""
         blocks: list[bytes] = []
         if self._carriage_return:
-            blocks, _ = self.feed(b"\n")  # the CR ended a line; no LF will follow now
+            region, _ = self.feed(b"\n")  # the CR ended a line; no LF will follow now
+            if region is not None:
+                blocks = region.split(self._separator)
         rest = bytes(self._buffer)
         self._buffer.clear()
         self._scanned = 0
         self._carriage_return = False
         return blocks, (rest if rest.strip() else None)
+
+
+def _last_separator(data: Union[bytes, bytearray], separator: bytes, start: int) -> int:
+    """Return where the last separator that splitting ``data`` finds begins; -1 for none.
+
+    ``rfind`` gives it unless the separator repeats one byte and a longer
+    run of that byte ends there (``\\n\\n\\n``): splitting, which reads left
+    to right, cuts such a run elsewhere, so then the split itself says.
+    """
+    end = data.rfind(separator, start)
+    if end > start and len(separator) > 1 and data[end - 1] == separator[0]:
+        rest = data[start:].split(separator)[-1]
+        end = len(data) - len(rest) - len(separator)
+    return end
 
 
 #: The SSE field names; any other line of an SSE body is a field the spec ignores.
@@ -166,7 +182,10 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Return the events completed by ``data``; raise ProtocolError for bad data."""
-        return list(self.iter_feed(data))
+        events, error = self.decode(data)
+        if error is not None:
+            raise error
+        return events
 
     def iter_feed(self, data: bytes) -> Iterator[Event]:
         """Yield the events completed by ``data``, then raise for bad data after them.
@@ -175,28 +194,73 @@ class SSEDecoder:
         same read are yielded before the ProtocolError, so that a reader can
         deliver them first.
         """
-        blocks, overflow = self._lines.feed(data)
-        for block in blocks:
-            if block.startswith(b"data: ") and b"\n" not in block:
-                # The common case, one `data:` line, takes the short way.
-                yield _event(_decode(block[6:]), None)
-            elif block.startswith(b"event: ") and block.count(b"\n") == 1:
-                # The other common one, `event:` then one `data:` line (Anthropic).
-                name_end = block.index(b"\n")
-                if block.startswith(b"data: ", name_end + 1):
-                    try:
-                        name = block[7:name_end].decode("utf-8")
-                        text = block[name_end + 7:].decode("utf-8")
-                    except UnicodeDecodeError:
-                        yield from self._parse(block, complete=True)
-                        continue
-                    yield _event(text, name if name and name != "message" else None)
+        events, error = self.decode(data)
+        yield from events
+        if error is not None:
+            raise error
+
+    def decode(self, data: bytes) -> tuple[list[Event], Optional[ProtocolError]]:
+        """Return the events completed by ``data`` and the error met after them, if any.
+
+        The reader's form of :meth:`iter_feed`: the events that precede
+        malformed data (invalid UTF-8, an oversized event) come with the
+        error instead of being lost to it. The blocks of a read are decoded
+        as one string when they are valid UTF-8 (the common case, one
+        ``decode`` and one ``split`` per read); otherwise block by block, so
+        the error names the byte of the event it is in.
+        """
+        region, overflow = self._lines.feed(data)
+        if region is None:
+            return [], overflow
+        events: list[Event] = []
+        try:
+            text = region.decode("utf-8")
+        except UnicodeDecodeError:
+            error = self._add_raw_blocks(region.split(b"\n\n"), events)
+        else:
+            error = self._add_blocks(text.split("\n\n"), events)
+        return events, error or overflow
+
+    def _add_blocks(self, blocks: list[str], events: list[Event]) -> Optional[ProtocolError]:
+        """Append the events of decoded blocks to ``events``; return the error that stopped it."""
+        append = events.append
+        try:
+            for block in blocks:
+                if block.startswith("data: ") and "\n" not in block:
+                    # The common case, one `data:` line, takes the short way.
+                    append(_event(block[6:], None))
+                elif block.startswith("event: ") and block.count("\n") == 1:
+                    # The other common one, `event:` then one `data:` line (Anthropic).
+                    name_end = block.index("\n")
+                    if block.startswith("data: ", name_end + 1):
+                        name = block[7:name_end]
+                        append(_event(block[name_end + 7:],
+                                      name if name and name != "message" else None))
+                    else:
+                        events.extend(self._parse(block.encode("utf-8"), complete=True))
                 else:
-                    yield from self._parse(block, complete=True)
-            else:
-                yield from self._parse(block, complete=True)
-        if overflow is not None:
-            raise overflow
+                    events.extend(self._parse(block.encode("utf-8"), complete=True))
+        except ProtocolError as error:
+            return error
+        return None
+
+    def _add_raw_blocks(self, blocks: list[bytes], events: list[Event]) -> Optional[ProtocolError]:
+        """Append the events of blocks some of which are not UTF-8; return the first error."""
+        for raw in blocks:
+            try:
+                block = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                try:
+                    if raw.startswith(b"data: ") and b"\n" not in raw:
+                        _decode(raw[6:])  # raises, naming the byte within the event's data
+                    events.extend(self._parse(raw, complete=True))
+                except ProtocolError as error:
+                    return error
+                continue
+            error = self._add_blocks([block], events)
+            if error is not None:
+                return error
+        return None
 
     def close(self) -> list[Event]:
         """Return the unframed lines of an unterminated rest; its SSE event is discarded."""
@@ -255,16 +319,39 @@ class NDJSONDecoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Return the lines completed by ``data`` as events; raise ProtocolError for bad data."""
-        return list(self.iter_feed(data))
+        events, error = self.decode(data)
+        if error is not None:
+            raise error
+        return events
 
     def iter_feed(self, data: bytes) -> Iterator[Event]:
         """Yield the lines completed by ``data`` as events, then raise for bad data after them."""
-        lines, overflow = self._lines.feed(data)
-        for line in lines:
-            if line.strip():
-                yield _event(_decode(line), None)
-        if overflow is not None:
-            raise overflow
+        events, error = self.decode(data)
+        yield from events
+        if error is not None:
+            raise error
+
+    def decode(self, data: bytes) -> tuple[list[Event], Optional[ProtocolError]]:
+        """Return the lines completed by ``data`` as events, and the error met after them."""
+        region, overflow = self._lines.feed(data)
+        if region is None:
+            return [], overflow
+        events: list[Event] = []
+        try:
+            text = region.decode("utf-8")
+        except UnicodeDecodeError:
+            for line in region.split(b"\n"):
+                if line.strip():
+                    try:
+                        events.append(_event(_decode(line), None))
+                    except ProtocolError as error:
+                        return events, error
+            return events, overflow
+        for line in text.split("\n"):
+            # Blank means ASCII white space only, as for the bytes the line was.
+            if line.strip(_ASCII_SPACE):
+                events.append(_event(line, None))
+        return events, overflow
 
     def close(self) -> list[Event]:
         """Return the last line, also when the body ended without a newline.
