@@ -18,7 +18,9 @@ import attrs
 
 from litestream.types import Choice, Chunk, Delta, ToolCallDelta, Usage
 
-__all__ = ["make_choice", "make_chunk", "make_delta", "make_tool_call_delta", "text_choice"]
+__all__ = [
+    "make_choice", "make_chunk", "make_delta", "make_tool_call_delta", "text_chunk",
+]
 
 _new = object.__new__
 
@@ -71,23 +73,6 @@ def make_choice(index: int, delta: Delta, finish_reason: Optional[str] = None) -
     return choice
 
 
-def text_choice(index: int, content: str) -> Choice:
-    """Return ``Choice(index, Delta(content=content))``: the common streamed token."""
-    delta = _new(Delta)
-    _d_role(delta, None)
-    _d_content(delta, content)
-    _d_tool_calls(delta, ())
-    _d_reasoning(delta, None)
-    _d_refusal(delta, None)
-    _d_details(delta, ())
-    _d_annotations(delta, ())
-    choice = _new(Choice)
-    _c_index(choice, index)
-    _c_delta(choice, delta)
-    _c_finish(choice, None)
-    return choice
-
-
 def make_tool_call_delta(
     index: int, id: Optional[str], name: Optional[str], arguments: Optional[str]
 ) -> ToolCallDelta:
@@ -124,3 +109,41 @@ def make_chunk(
     return chunk
 
 
+
+
+def text_chunk(
+    id: Optional[str],
+    model: Optional[str],
+    provider: Optional[str],
+    created: Optional[int],
+    index: int,
+    content: str,
+    event: dict[str, Any],
+) -> Chunk:
+    """Return the chunk of one streamed token: ``Chunk`` of one ``Choice(index, Delta(content))``.
+
+    The same as ``make_chunk(id, model, provider, created, (make_choice(index,
+    make_delta(content=content)),), None, event)``, in one call: the
+    OpenAI-shaped providers make one per event.
+    """
+    delta = _new(Delta)
+    _d_role(delta, None)
+    _d_content(delta, content)
+    _d_tool_calls(delta, ())
+    _d_reasoning(delta, None)
+    _d_refusal(delta, None)
+    _d_details(delta, ())
+    _d_annotations(delta, ())
+    choice = _new(Choice)
+    _c_index(choice, index)
+    _c_delta(choice, delta)
+    _c_finish(choice, None)
+    chunk = _new(Chunk)
+    _k_id(chunk, id)
+    _k_model(chunk, model)
+    _k_provider(chunk, provider)
+    _k_created(chunk, created)
+    _k_choices(chunk, (choice,))
+    _k_usage(chunk, None)
+    _k_event(chunk, MappingProxyType(event))
+    return chunk

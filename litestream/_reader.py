@@ -18,7 +18,7 @@ import itertools
 import logging
 import os
 import threading
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import requests
 
@@ -233,7 +233,7 @@ class Reader:
             if not data:
                 if self.deadline_error is not None:
                     raise self.deadline_error  # the socket was shut down: not the body's end
-                chunks = self._parse(parser, decoder.close(), events_seen)
+                chunks = self._parse(parser, (decoder.close(), None), events_seen)
                 if unlabelled and not events_seen[0] and excerpt:
                     raise self._not_a_stream(excerpt)
                 chunks.extend(parser.finish())
@@ -243,7 +243,7 @@ class Reader:
                 return True
             if unlabelled and len(excerpt) < _EXCERPT:
                 excerpt += data[:_EXCERPT - len(excerpt)]
-            chunks = self._parse(parser, decoder.iter_feed(data), events_seen)
+            chunks = self._parse(parser, decoder.decode(data), events_seen)
             if chunks:
                 # Only content moves the deadlines: a provider that sends its
                 # role chunk or message_start at once and then stalls has not
@@ -273,23 +273,24 @@ class Reader:
             f"a content type and without a single event: {text!r}",
             provider=self.provider.name, model=self.model)
 
-    def _parse(self, parser: EventParser, events: Iterable[Event],
+    def _parse(self, parser: EventParser,
+               decoded: tuple[list[Event], Optional[errors.ProtocolError]],
                events_seen: list[bool]) -> list[Chunk]:
-        """Return the chunks of ``events``; on bad data, deliver the chunks before it, then raise.
+        """Return the chunks of one read's events; on bad data, deliver those before it, then raise.
 
-        ``events`` may itself raise (a decoder meeting bad bytes) after
-        yielding the events that came before them in the same read.
+        ``decoded`` is what the decoder made of the read: its events and
+        the error it met after them (invalid UTF-8, an oversized event),
+        which counts only if the provider's final event did not come first.
         """
+        events, decode_error = decoded
         chunks: list[Chunk] = []
-        extend = chunks.extend
-        feed = parser.feed
+        if events:
+            events_seen[0] = True
         try:
             with _PARSE_GATE:
-                for event in events:
-                    events_seen[0] = True
-                    if parser.done:
-                        break  # events after the final one are ignored
-                    extend(feed(event))
+                parser.feed_many(events, chunks)
+            if decode_error is not None and not parser.done:
+                raise decode_error
         except Exception as error:
             if chunks:
                 self._put_many(chunks)

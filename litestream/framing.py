@@ -141,7 +141,7 @@ def _last_separator(data: Union[bytes, bytearray], separator: bytes, start: int)
     """Return where the last separator that splitting ``data`` finds begins; -1 for none.
 
     ``rfind`` gives it unless the separator repeats one byte and a longer
-    run of that byte ends there (``\\n\\n\\n``): splitting, which reads left
+    run of that byte ends there (three newlines): splitting, which reads left
     to right, cuts such a run elsewhere, so then the split itself says.
     """
     end = data.rfind(separator, start)

@@ -14,7 +14,7 @@ loading a single provider.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
 import attrs
 
@@ -83,6 +83,9 @@ class EventParser(Protocol):
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks ``event`` produces."""
+
+    def feed_many(self, events: Sequence[Event], chunks: list[Chunk]) -> None:
+        """Append the chunks of ``events`` to ``chunks``, stopping after the final event."""
 
     def finish(self) -> list[Chunk]:
         """Return the last chunks at the end of the body; raise when it was cut short."""

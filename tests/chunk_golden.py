@@ -187,8 +187,12 @@ def _record_chunk(chunk: Any) -> dict[str, Any]:
             "provider_event": None if chunk.provider_event is None else dict(chunk.provider_event)}
 
 
-def replay(provider: str, body: str, piece: int = 0) -> dict[str, Any]:
-    """Return what framing and the parser make of ``body``, fed ``piece`` bytes at a time."""
+def replay(provider: str, body: str, piece: int = 0, batched: bool = False) -> dict[str, Any]:
+    """Return what framing and the parser make of ``body``, fed ``piece`` bytes at a time.
+
+    With ``batched``, each piece's events go to the parser together, as
+    the reader thread hands them over (``decode`` then ``feed_many``).
+    """
     impl = get_provider(provider)
     raw = body.encode("utf-8")
     pieces = [raw] if not piece else [raw[i:i + piece] for i in range(0, len(raw), piece)]
@@ -200,14 +204,25 @@ def replay(provider: str, body: str, piece: int = 0) -> dict[str, Any]:
         parser = impl.stream_parser("test-model")
         decoder = make_decoder(impl.framing)
     try:
-        events = []
-        for part in pieces:
-            events.extend(decoder.feed(part))
-        events.extend(decoder.close())
-        for event in events:
-            if parser.done:
-                break
-            chunks.extend(parser.feed(event))
+        if batched:
+            for part in pieces:
+                events, decode_error = decoder.decode(part)
+                parser.feed_many(events, chunks)
+                if parser.done:
+                    break
+                if decode_error is not None:
+                    raise decode_error
+            else:
+                parser.feed_many(decoder.close(), chunks)
+        else:
+            events = []
+            for part in pieces:
+                events.extend(decoder.feed(part))
+            events.extend(decoder.close())
+            for event in events:
+                if parser.done:
+                    break
+                chunks.extend(parser.feed(event))
         if not parser.done:
             chunks.extend(parser.finish())
     except errors.LitestreamError as caught:

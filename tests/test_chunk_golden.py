@@ -61,6 +61,15 @@ def test_split_reads_give_the_same_chunks(key: str) -> None:
     assert chunk_golden.replay(provider, body, piece=7) == GOLDEN[key]
 
 
+@pytest.mark.parametrize("piece", [0, 7])
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_the_readers_batched_path_gives_the_same_chunks(key: str, piece: int) -> None:
+    """``decode`` + ``feed_many`` per read (the reader's way) give what ``feed`` per event gives."""
+    provider, body = CASES[key]
+    expected = GOLDEN.get(key) or chunk_golden.replay(provider, body, piece=piece)
+    assert chunk_golden.replay(provider, body, piece=piece, batched=True) == expected
+
+
 def _chunks(provider: str, body: str) -> list[Chunk]:
     from litestream.framing import make_decoder
     from litestream.providers import get_provider

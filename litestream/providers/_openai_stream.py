@@ -9,10 +9,10 @@ that whole responses share with stream deltas.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
-from litestream._construct import make_chunk, text_choice
+from litestream._construct import text_chunk
 from litestream.providers._wire import (
     as_dict,
     as_int,
@@ -123,18 +123,54 @@ class OpenAIStreamParser(StreamParser):
             except (StopIteration, ValueError, RecursionError):
                 payload, end = None, 0
             if end == len(data) and type(payload) is dict:
-                self.provider_event = payload
-                chunk = self._text_chunk(payload)
-                if chunk is not None:
-                    return chunk
-                with attribute_errors(self.provider, self.model):
-                    return self.translate(payload)
+                return self._feed_object(payload)
         with attribute_errors(self.provider, self.model):
             if event.event == "error":
                 raise in_band_error(
                     load_error_json(data), provider=self.provider, model=self.model
                 )
             payload = as_dict(self.load_json(data), "stream event")
+            return self.translate(payload)
+
+    def feed_many(self, events: Sequence[Event], chunks: list[Chunk]) -> None:
+        """Append the chunks of ``events`` to ``chunks``, up to the final event.
+
+        As :meth:`StreamParser.feed_many`, with :meth:`feed`'s short way
+        inlined: an unnamed event whose data is one JSON object with nothing
+        around it (so ``strip`` would leave it as it is) is scanned here,
+        saving a call per event; any other event goes through :meth:`feed`.
+        """
+        extend = chunks.extend
+        text_chunk = self._text_chunk
+        for event in events:
+            if self.done:
+                return
+            data = event.data
+            if data[:1] == "{" and data[-1:] == "}" and event.event is None \
+                    and not event.unframed:
+                try:
+                    payload, end = _scan_json(data, 0)
+                except (StopIteration, ValueError, RecursionError):
+                    payload, end = None, 0
+                if end == len(data) and type(payload) is dict:
+                    self.provider_event = payload
+                    produced = text_chunk(payload)
+                    if produced is None:
+                        produced = self._translate_object(payload)
+                    extend(produced)
+                    continue
+            extend(self.feed(event))
+
+    def _feed_object(self, payload: dict[str, Any]) -> list[Chunk]:
+        """Return the chunks of one event's decoded JSON object."""
+        self.provider_event = payload
+        chunks = self._text_chunk(payload)
+        if chunks is not None:
+            return chunks
+        return self._translate_object(payload)
+
+    def _translate_object(self, payload: dict[str, Any]) -> list[Chunk]:
+        with attribute_errors(self.provider, self.model):
             return self.translate(payload)
 
     def _text_chunk(self, payload: dict[str, Any]) -> Optional[list[Chunk]]:
@@ -166,8 +202,8 @@ class OpenAIStreamParser(StreamParser):
             return None
         if not content:
             return []
-        return [make_chunk(response_id, self.response_model or self.model, self.provider,
-                            self.created, (text_choice(index, content),), None, payload)]
+        return [text_chunk(response_id, self.response_model or self.model, self.provider,
+                           self.created, index, content, payload)]
 
     def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""

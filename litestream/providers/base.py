@@ -75,6 +75,20 @@ class StreamParser:
         """Return the chunks ``event`` produces; raise a LitestreamError for an error event."""
         raise NotImplementedError
 
+    def feed_many(self, events: Sequence[Event], chunks: list[Chunk]) -> None:
+        """Append the chunks of ``events`` (one read's) to ``chunks``, up to the final event.
+
+        Events after the provider's final one are ignored (``done`` is then
+        True). When an event raises, ``chunks`` holds the chunks of the
+        events before it, for the reader to deliver first.
+        """
+        extend = chunks.extend
+        feed = self.feed
+        for event in events:
+            if self.done:
+                return
+            extend(feed(event))
+
     def finish(self) -> list[Chunk]:
         """Return last chunks at end of body; raise when the stream was cut short."""
         if not self.done and not self.saw_finish:

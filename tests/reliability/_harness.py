@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -132,21 +132,25 @@ def replay_pieces(
     parser = provider_object.stream_parser(MODELS[provider])
     outcome = Outcome()
 
-    def feed(events: Iterable[Event]) -> None:
-        for event in events:
-            assert isinstance(event, Event) and isinstance(event.data, str)
-            if parser.done:
-                return
-            produced = parser.feed(event)
-            assert isinstance(produced, list)
+    def feed(events: list[Event]) -> None:
+        # One read's events at once, as the reader thread hands them over.
+        assert isinstance(events, list)
+        assert all(isinstance(event, Event) and isinstance(event.data, str) for event in events)
+        produced: list[Chunk] = []
+        try:
+            parser.feed_many(events, produced)
+        finally:
             assert all(isinstance(chunk, Chunk) for chunk in produced), produced
             outcome.chunks.extend(produced)
 
     try:
         for piece in pieces:
-            feed(decoder.iter_feed(piece))
+            events, decode_error = decoder.decode(piece)
+            feed(events)
             if parser.done:
                 return outcome
+            if decode_error is not None:
+                raise decode_error
         if finish:
             feed(decoder.close())
             if not parser.done:
