@@ -285,7 +285,8 @@ class Reader:
         """
         size = self.options.buffer
         for start in range(0, len(events), size):
-            chunks = self._parse(parser, events[start:start + size])
+            chunks = self._parse(parser, events[start:start + size] if start or len(events) > size
+                                 else events)
             if chunks:
                 # Only content moves the deadlines: a provider that sends its
                 # role chunk or message_start at once and then stalls has not

@@ -58,6 +58,9 @@ class _LineBuffer:
 
     def __init__(self, separator: bytes, max_event_size: int) -> None:
         self._separator = separator
+        # The byte a separator repeats (\n of \n\n): rfind alone may then
+        # not find the separator a left-to-right split finds. -1: none.
+        self._run_byte = separator[0] if len(separator) > 1 else -1
         self._max_event_size = max_event_size
         self._buffer = bytearray()
         self._scanned = 0
@@ -96,17 +99,22 @@ class _LineBuffer:
             # Scan only bytes not yet scanned: the buffer holds no separator.
             start = max(0, self._scanned - len(separator) + 1)
             buffer += data
-            end = _last_separator(buffer, separator, start)
+            end = buffer.rfind(separator, start)
             if end < 0:
                 return None, self._check_size()
+            if end > start and buffer[end - 1] == self._run_byte:
+                end = _split_end(buffer, separator, start)
             region = bytes(buffer[:end])
             del buffer[:end + len(separator)]
             return region, self._check_size()
-        end = _last_separator(data, separator, 0)
+        end = data.rfind(separator)
         if end < 0:
             buffer += data
             return None, self._check_size()
-        buffer += data[end + len(separator):]
+        if end > 0 and data[end - 1] == self._run_byte:
+            end = _split_end(data, separator, 0)
+        if end + len(separator) < len(data):
+            buffer += data[end + len(separator):]
         return data[:end], self._check_size()
 
     def _check_size(self) -> Optional[ProtocolError]:
@@ -137,18 +145,15 @@ class _LineBuffer:
         return blocks, (rest if rest.strip() else None)
 
 
-def _last_separator(data: Union[bytes, bytearray], separator: bytes, start: int) -> int:
-    """Return where the last separator that splitting ``data`` finds begins; -1 for none.
+def _split_end(data: Union[bytes, bytearray], separator: bytes, start: int) -> int:
+    """Return where the last separator that splitting ``data[start:]`` finds begins.
 
-    ``rfind`` gives it unless the separator repeats one byte and a longer
-    run of that byte ends there (three newlines): splitting, which reads left
-    to right, cuts such a run elsewhere, so then the split itself says.
+    Needed when ``rfind``'s answer is preceded by the separator's byte (a
+    run of three newlines for a blank-line separator): splitting reads left to right and
+    cuts such a run elsewhere.
     """
-    end = data.rfind(separator, start)
-    if end > start and len(separator) > 1 and data[end - 1] == separator[0]:
-        rest = data[start:].split(separator)[-1]
-        end = len(data) - len(rest) - len(separator)
-    return end
+    rest = data[start:].split(separator)[-1]
+    return len(data) - len(rest) - len(separator)
 
 
 #: The SSE field names; any other line of an SSE body is a field the spec ignores.
@@ -218,6 +223,9 @@ class SSEDecoder:
         except UnicodeDecodeError:
             error = self._add_raw_blocks(region.split(b"\n\n"), events)
         else:
+            if text.startswith("data: ") and "\n" not in text:
+                # One `data:` line alone: a server writing one event per HTTP chunk.
+                return [_event(text[6:], None)], overflow
             error = self._add_blocks(text.split("\n\n"), events)
         return events, error or overflow
 

@@ -140,8 +140,6 @@ class OpenAIStreamParser(StreamParser):
         around it (so ``strip`` would leave it as it is) is scanned here,
         saving a call per event; any other event goes through :meth:`feed`.
         """
-        extend = chunks.extend
-        text_chunk = self._text_chunk
         for event in events:
             if self.done:
                 return
@@ -154,12 +152,12 @@ class OpenAIStreamParser(StreamParser):
                     payload, end = None, 0
                 if end == len(data) and type(payload) is dict:
                     self.provider_event = payload
-                    produced = text_chunk(payload)
+                    produced = self._text_chunk(payload)
                     if produced is None:
                         produced = self._translate_object(payload)
-                    extend(produced)
+                    chunks.extend(produced)
                     continue
-            extend(self.feed(event))
+            chunks.extend(self.feed(event))
 
     def _feed_object(self, payload: dict[str, Any]) -> list[Chunk]:
         """Return the chunks of one event's decoded JSON object."""
