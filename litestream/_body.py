@@ -33,8 +33,12 @@ class BodyReader:
     """
 
     def __init__(self, response: Any) -> None:
-        raw = response.raw
-        http_response = getattr(raw, "_fp", None)
+        # litestream._http's Response holds http.client's response; a
+        # requests.Response holds urllib3's, which holds http.client's.
+        http_response = getattr(response, "http_response", None)
+        raw = response if http_response is not None else response.raw
+        if http_response is None:
+            http_response = getattr(raw, "_fp", None)
         socket_file = getattr(http_response, "fp", None)
         self._fallback: Optional[Any] = None
         if socket_file is None or not hasattr(socket_file, "read1"):

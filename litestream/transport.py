@@ -89,14 +89,17 @@ def _send(http_request: HTTPRequest, provider: Dialect, model: str, options: Cal
     try:
         response = _session.send(http_request.method, http_request.url, headers,
                                  http_request.json, timeouts.connect, options.verify)
-        with response:
+        body = BodyReader(response)
+        try:
             error = error_from_response(response, provider, model)
             if error is not None:
                 raise error
-            data = read_capped(BodyReader(response), MAX_RESPONSE_BODY,
-                               on_bytes=deadlines.content_arrived)
+            data = read_capped(body, MAX_RESPONSE_BODY, on_bytes=deadlines.content_arrived)
             if deadlines.error is not None:
                 raise deadlines.error  # the socket was shut down: not the body's end
+        finally:
+            guard.release()  # from here on, nothing may shut the connection down
+            _session.release(response, body.complete and deadlines.error is None)
     except Exception as error:
         raise map_exception(error, provider.name, model, deadlines.error) from None
     finally:
