@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Iterable, Optional
 
-from litestream import errors
+from litestream import _workers, errors
 from litestream._body import BodyReader, read_capped
 from litestream._deadlines import Deadlines
 from litestream._exceptions import error_from_response, map_exception, parse_failure
@@ -87,9 +87,12 @@ class Reader:
         self.cancelled = False
         self.deadlines = Deadlines(options.timeouts, self._fire, provider.name, model)
         self.retry_wait = threading.Event()
-        self.thread = threading.Thread(
-            target=self.run, name=f"litestream-reader-{provider.name}", daemon=True
-        )
+        #: Set once :meth:`run` has returned (None until :meth:`start`).
+        self.finished: Optional[threading.Event] = None
+
+    def start(self) -> None:
+        """Run :meth:`run` in a reader thread (see :mod:`litestream._workers`)."""
+        self.finished = _workers.start(self.run, f"litestream-reader-{self.provider.name}")
 
     @property
     def deadline_error(self) -> Optional[errors.LitestreamError]:

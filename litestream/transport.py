@@ -13,8 +13,10 @@ This module holds the public entry points; each job is a module of its own:
   socket and ssl exceptions (and HTTP error answers) to
   :mod:`litestream.errors`.
 
-A streaming call starts one daemon reader thread, named
-``litestream-reader-<provider>``, which fills the stream's bounded channel.
+A streaming call is read by one daemon reader thread, named
+``litestream-reader-<provider>``, which fills the stream's bounded channel:
+a new thread, or, when streams start back to back, one that has just
+finished a stream (:mod:`litestream._workers`).
 The user's :class:`Stream` handle is never referenced by that thread, so an
 abandoned stream is garbage-collected and its finalizer cancels the reader.
 
@@ -147,24 +149,24 @@ class Stream(ReceiveChannel[Chunk]):
         self._finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:
-        self._reader.thread.start()
+        self._reader.start()
 
     def close(self) -> None:
         """Cancel the request and close the stream; idempotent, callable from any thread."""
         self._reader.cancel()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait up to ``timeout`` seconds (None: no limit) for the reader thread to end.
+        """Wait up to ``timeout`` seconds (None: no limit) for the reader thread to finish.
+
+        The thread has then released the connection and closed the channel
+        (it may go on to read another stream, see :mod:`litestream._workers`).
 
         Returns:
-            True once the thread has ended, or when it never started; False
-            when ``timeout`` passed first.
+            True once the reader has finished, or when it never started;
+            False when ``timeout`` passed first.
         """
-        thread = self._reader.thread
-        if thread.ident is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        finished = self._reader.finished
+        return finished is None or finished.wait(timeout)
 
     def __repr__(self) -> str:
         state = self._state
