@@ -133,6 +133,8 @@ class Reader:
             self._deliver_error(error)
         finally:
             self.deadlines.stop()
+            if self.body is not None:
+                self.body.close()  # out of the poller before the socket is released
             self.socket_guard.release()
             with self.lock:
                 reusable = reached_eof and not self.cancelled
@@ -228,7 +230,7 @@ class Reader:
         max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: EventParser = self.provider.stream_parser(self.model)
-        body = BodyReader(response)
+        body = BodyReader(response, poll=True)
         self.body = body
         unlabelled = not response.headers.get("content-type")
         excerpt = b""
@@ -301,11 +303,20 @@ class Reader:
                         break  # events after the final one are ignored
                     extend(feed(event))
         except Exception as error:
+            self._end_turn()
             if chunks:
                 self._put_many(chunks)
             raise parse_failure(error, f"a {self.provider.name} event", self.provider.name,
                                 self.model) from None
+        self._end_turn()
         return chunks
+
+    def _end_turn(self) -> None:
+        # A polled reader has parsed its read: the next one may run while
+        # this one hands its chunks over (which may wait for the consumer).
+        body = self.body
+        if body is not None:
+            body.end_turn()
 
     def _drain(self) -> bool:
         """After the final event, read what is left so the connection can be reused."""
