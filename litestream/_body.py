@@ -10,10 +10,11 @@ that has arrived. It never waits for more bytes than are already there.
 
 from __future__ import annotations
 
+import socket
 import zlib
 from typing import Any, Callable, Optional
 
-from litestream import errors
+from litestream import _poller, errors
 
 __all__ = ["BodyReader", "MAX_INFLATE_PER_READ", "read_capped"]
 
@@ -30,11 +31,21 @@ class BodyReader:
     and raises :class:`~litestream.errors.StreamConnectionError` when the
     connection ends before the body does. ``complete`` tells whether the
     body's end was reached, so the connection may be reused.
+
+    With ``poll`` true, a read over a plain (not TLS) socket may wait for
+    its bytes through the process's poller (:mod:`litestream._poller`, used
+    while many streams read at once); the caller then calls
+    :meth:`end_turn` once a read's bytes are parsed, and :meth:`close`
+    before the connection is released or closed.
     """
 
-    def __init__(self, response: Any) -> None:
-        raw = response.raw
-        http_response = getattr(raw, "_fp", None)
+    def __init__(self, response: Any, poll: bool = False) -> None:
+        # litestream._http's Response holds http.client's response; a
+        # requests.Response holds urllib3's, which holds http.client's.
+        http_response = getattr(response, "http_response", None)
+        raw = response if http_response is not None else response.raw
+        if http_response is None:
+            http_response = getattr(raw, "_fp", None)
         socket_file = getattr(http_response, "fp", None)
         self._fallback: Optional[Any] = None
         if socket_file is None or not hasattr(socket_file, "read1"):
@@ -49,6 +60,15 @@ class BodyReader:
         self._pending = b""
         self.complete = False
         self._decompressor: Any = None
+        self._ticket: Optional[_poller.Ticket] = None
+        #: Whether the socket file's buffer may hold bytes (no wait for the socket then).
+        self._buffered = True
+        if poll and self._fallback is None:
+            sock = getattr(getattr(socket_file, "raw", None), "_sock", None)
+            # TLS sockets stay out: a readable socket may hold part of a record
+            # only, and the read would then block holding a turn.
+            if type(sock) is socket.socket and sock.fileno() >= 0:
+                self._ticket = _poller.ticket(sock.fileno())
         if self._fallback is None:
             headers = getattr(response, "headers", None) or {}
             encoding = (headers.get("content-encoding") or "").strip().lower()
@@ -82,6 +102,34 @@ class BodyReader:
             if text:
                 return text
 
+    def end_turn(self) -> None:
+        """Let the next polled reader run: the last read's bytes are parsed."""
+        ticket = self._ticket
+        if ticket is not None:
+            ticket.end_turn()
+
+    def close(self) -> None:
+        """Stop using the poller; call it before the connection is released or closed."""
+        ticket = self._ticket
+        if ticket is not None:
+            self._ticket = None
+            ticket.close()
+
+    def _read1(self, size: int) -> bytes:
+        """One read of the socket file, through the poller when it is in use."""
+        ticket = self._ticket
+        if ticket is not None:
+            ticket.end_turn()  # never hold a turn across a read that may block
+            if not self._buffered:
+                ticket.wait()
+            data = self._file.read1(size)
+            # read1 empties the buffer unless it held at least ``size`` bytes
+            # (a BufferedReader's first read1 after the headers may return bytes
+            # it buffered with them; later ones read the socket once).
+            self._buffered = len(data) >= size
+            return data
+        return self._file.read1(size)
+
     def _read_encoded(self) -> bytes:
         if self.complete:
             return b""
@@ -92,7 +140,7 @@ class BodyReader:
         if not self._chunked:
             return self._read_sized()
         while True:
-            raw = self._file.read1(_READ_SIZE)
+            raw = self._read1(_READ_SIZE)
             if not raw:
                 raise errors.StreamConnectionError(
                     "the connection closed in the middle of the response body"
@@ -110,7 +158,7 @@ class BodyReader:
             self._mark_done()
             return b""
         size = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
-        data = self._file.read1(size)
+        data = self._read1(size)
         if not data:
             if remaining is not None:
                 raise errors.StreamConnectionError(

@@ -18,15 +18,14 @@ import itertools
 import logging
 import os
 import threading
+import time
 from typing import Any, Optional
 
-import requests
-
-from litestream import errors
-from litestream._body import BodyReader
+from litestream import _workers, errors
+from litestream._body import BodyReader, read_capped
 from litestream._deadlines import Deadlines
 from litestream._exceptions import error_from_response, map_exception, parse_failure
-from litestream._session import SocketGuard, current, send
+from litestream._session import AnyResponse, SocketGuard, current, release, send
 from litestream.framing import DEFAULT_MAX_EVENT_SIZE, make_decoder
 from litestream.listeners import CallMonitor
 from litestream.options import CallOptions
@@ -82,13 +81,18 @@ class Reader:
         self.options = options
         self.lock = threading.Lock()
         self.socket_guard = SocketGuard()
+        #: The answer being read (released by the thread when it ends), and its body.
+        self.response: Optional[AnyResponse] = None
         self.body: Optional[BodyReader] = None
         self.cancelled = False
         self.deadlines = Deadlines(options.timeouts, self._fire, provider.name, model)
         self.retry_wait = threading.Event()
-        self.thread = threading.Thread(
-            target=self.run, name=f"litestream-reader-{provider.name}", daemon=True
-        )
+        #: Set once :meth:`run` has returned (None until :meth:`start`).
+        self.finished: Optional[threading.Event] = None
+
+    def start(self) -> None:
+        """Run :meth:`run` in a reader thread (see :mod:`litestream._workers`)."""
+        self.finished = _workers.start(self.run, f"litestream-reader-{self.provider.name}")
 
     @property
     def deadline_error(self) -> Optional[errors.LitestreamError]:
@@ -121,20 +125,22 @@ class Reader:
         see the end: with the error, as cancelled when the stream was closed
         before the provider's final event, else as complete.
         """
-        response: Optional[requests.Response] = None
         reached_eof = False
         try:
             self.deadlines.start()
-            response, reached_eof = self._attempts()
+            reached_eof = self._attempts()
         except BaseException as error:  # delivered in order, never lost
             self._deliver_error(error)
         finally:
             self.deadlines.stop()
+            if self.body is not None:
+                self.body.close()  # out of the poller before the socket is released
             self.socket_guard.release()
             with self.lock:
                 reusable = reached_eof and not self.cancelled
+            response, self.response, self.body = self.response, None, None
             if response is not None:
-                _release(response, reusable)
+                release(response, reusable)
             current.guard = None
             if self.monitor is not None:
                 self.monitor.end(None, cancelled=self.cancelled and not self.complete)
@@ -142,14 +148,15 @@ class Reader:
             # at once finds this connection back in the pool.
             self.state.close()
 
-    def _attempts(self) -> tuple[Optional[requests.Response], bool]:
+    def _attempts(self) -> bool:
         """Open the request, retrying as the retry policy says; then read the answer.
 
         As in the official SDKs, what is retried is a failure to get a
         successful answer (a refused or dropped connection, a retryable HTTP
         status such as 429 or 5xx), never a failure inside a stream that has
         started (the router, which holds chunks back until content, retries
-        those). Returns the response and whether its body reached EOF.
+        those). Returns whether the body reached EOF; the response, once
+        there is one, is ``self.response``.
         """
         policy = self.options.retry
         attempts: list[str] = []
@@ -173,13 +180,14 @@ class Reader:
                 if self.monitor is not None:
                     self.monitor.retried()
                 if policy.wait(delay, self.retry_wait):
-                    return None, False
+                    return False
                 self.socket_guard.release()
                 self.socket_guard = SocketGuard()
                 if self.cancelled:  # close() may have stopped the old guard meanwhile
-                    return None, False
+                    return False
                 continue
-            return response, self._pump(response)
+            self.response = response
+            return self._pump(response)
         raise AssertionError("unreachable")
 
     def _put_many(self, chunks: list[Chunk]) -> bool:
@@ -192,7 +200,7 @@ class Reader:
                 return False
         return True
 
-    def _open(self) -> requests.Response:
+    def _open(self) -> AnyResponse:
         http_request = self.http_request
         headers = dict(http_request.headers)
         headers.setdefault("Accept-Encoding", "identity")
@@ -207,7 +215,8 @@ class Reader:
         content_type = response.headers.get("content-type", "").lower()
         expected = "json" if http_request.framing == "ndjson" else "event-stream"
         if content_type and expected not in content_type:
-            excerpt = (response.raw.read(_EXCERPT) or b"").decode("utf-8", errors="replace")
+            excerpt = read_capped(BodyReader(response), _EXCERPT, truncate=True).decode(
+                "utf-8", errors="replace")
             response.close()
             raise errors.ProtocolError(
                 f"expected a {http_request.framing.upper()} stream but got "
@@ -216,12 +225,12 @@ class Reader:
                 status_code=response.status_code)
         return response
 
-    def _pump(self, response: requests.Response) -> bool:
+    def _pump(self, response: AnyResponse) -> bool:
         """Read and deliver until the provider's final event; True if the body reached EOF."""
         max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: EventParser = self.provider.stream_parser(self.model)
-        body = BodyReader(response)
+        body = BodyReader(response, poll=True)
         self.body = body
         unlabelled = not response.headers.get("content-type")
         excerpt = b""
@@ -242,12 +251,14 @@ class Reader:
                 self.complete = True
                 if chunks:
                     self._put_many(chunks)
+                    _let_the_consumer_run()
                 return True
             if unlabelled and len(excerpt) < _EXCERPT:
                 excerpt += data[:_EXCERPT - len(excerpt)]
             events, decode_error = decoder.decode(data)
             events_seen = events_seen or bool(events)
-            if not self._deliver(parser, events, decode_error):
+            delivered = self._deliver(parser, events, decode_error)
+            if delivered is None:
                 return False
             # A read may come from the decompressor without touching the socket:
             # a deadline must be noticed between batches all the same.
@@ -255,6 +266,8 @@ class Reader:
                 raise self.deadline_error
             if parser.done:
                 self.complete = True
+                if delivered:
+                    _let_the_consumer_run()
                 if body.complete:
                     return True  # the body's end came with the final event
                 # The end is delivered only after the drain (bounded by
@@ -271,8 +284,10 @@ class Reader:
             provider=self.provider.name, model=self.model)
 
     def _deliver(self, parser: EventParser, events: list[Event],
-                 decode_error: Optional[errors.ProtocolError]) -> bool:
-        """Turn one read's events into chunks and hand them over; False once the stream closed.
+                 decode_error: Optional[errors.ProtocolError]) -> Optional[int]:
+        """Turn one read's events into chunks and hand them over.
+
+        Returns how many chunks were handed over; None once the stream is closed.
 
         The events are parsed and handed over one buffer's worth at a
         time: a 64 KiB read holds hundreds of events, and parsing them all
@@ -283,7 +298,10 @@ class Reader:
         oversized event) came after the events: it is raised once they are
         delivered, unless the provider's final event came first.
         """
+        if not events:
+            self._end_turn()  # nothing to parse in this read
         size = self.options.buffer
+        delivered = 0
         for start in range(0, len(events), size):
             chunks = self._parse(parser, events[start:start + size] if start or len(events) > size
                                  else events)
@@ -294,12 +312,13 @@ class Reader:
                 if any(chunk.has_content for chunk in chunks):
                     self.deadlines.content_arrived()
                 if not self._put_many(chunks):
-                    return False
+                    return None
+                delivered += len(chunks)
             if parser.done:
-                return True  # events after the final one are ignored
+                return delivered  # events after the final one are ignored
         if decode_error is not None and not parser.done:
             raise decode_error
-        return True
+        return delivered
 
     def _parse(self, parser: EventParser, events: list[Event]) -> list[Chunk]:
         """Return the chunks of ``events``; on bad data, deliver those before it, then raise."""
@@ -308,11 +327,20 @@ class Reader:
             with _PARSE_GATE:
                 parser.feed_many(events, chunks)
         except Exception as error:
+            self._end_turn()
             if chunks:
                 self._put_many(chunks)
             raise parse_failure(error, f"a {self.provider.name} event", self.provider.name,
                                 self.model) from None
+        self._end_turn()
         return chunks
+
+    def _end_turn(self) -> None:
+        # A polled reader has parsed its read: the next one may run while
+        # this one hands its chunks over (which may wait for the consumer).
+        body = self.body
+        if body is not None:
+            body.end_turn()
 
     def _drain(self) -> bool:
         """After the final event, read what is left so the connection can be reused."""
@@ -350,6 +378,19 @@ class Reader:
         self.state.close(error)
 
 
+def _let_the_consumer_run() -> None:
+    """Hand the GIL to a consumer woken by the stream's last chunks, before tidying up.
+
+    The reader's teardown (deadlines, connection release, the end of the
+    channel) needs no blocking call, so without this the consumer, woken
+    by the final put, would wait for all of it -- about 0.1 ms on a short
+    answer that came in one read, which is then the time to first chunk.
+    ``time.sleep(0)`` releases the GIL and takes it back (one system call
+    when nobody waits for it).
+    """
+    time.sleep(0)
+
+
 def _forget_frames(error: BaseException) -> None:
     """Drop ``error``'s traceback and the exceptions chained to it (with theirs)."""
     chained: Optional[BaseException] = error
@@ -358,15 +399,3 @@ def _forget_frames(error: BaseException) -> None:
         chained.__traceback__ = None
         chained.__context__ = chained.__cause__ = None
         chained = following
-
-
-def _release(response: requests.Response, reusable: bool) -> None:
-    """Give the connection back to the pool, or close it."""
-    try:
-        if reusable:
-            response.raw.release_conn()
-        else:
-            response.raw.close()
-            response.close()
-    except Exception:  # the socket may already be gone; nothing to give back
-        logger.debug("closing a response failed", exc_info=True)

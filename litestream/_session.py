@@ -10,10 +10,11 @@ not).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -25,7 +26,15 @@ from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import NETRC_FILES, get_netrc_auth
 
-__all__ = ["SocketGuard", "close_idle_connections", "current", "send", "session"]
+from litestream import _http
+
+__all__ = ["AnyResponse", "SocketGuard", "close_idle_connections", "current", "release", "send",
+           "session"]
+
+logger = logging.getLogger("litestream")
+
+#: What :func:`send` answers with: requests' response, or litestream._http's on the short way.
+AnyResponse = Union[requests.Response, _http.Response]
 
 #: ``current.guard``: the SocketGuard of the request this thread is sending.
 current = threading.local()
@@ -244,11 +253,11 @@ class _Session(requests.Session):
         return {**settings, "proxies": dict(settings["proxies"])}
 
 
-_session: Optional[requests.Session] = None
+_session: Optional[_Session] = None
 _session_lock = threading.Lock()
 
 
-def session() -> requests.Session:
+def session() -> _Session:
     """Return the process-wide session (created on first use)."""
     global _session
     with _session_lock:
@@ -262,15 +271,20 @@ def session() -> requests.Session:
 
 
 def send(method: str, url: str, headers: dict[str, str], json: Any,
-         connect_timeout: Optional[float], verify: Any) -> requests.Response:
+         connect_timeout: Optional[float], verify: Any) -> AnyResponse:
     """Send a request as ``session().request(..., stream=True, allow_redirects=False)`` does.
 
-    The same prepared request goes to the same adapter with the same
+    A plain request (see :func:`litestream._http.usable`) with nothing in
+    the session or the environment that only requests applies -- a proxy,
+    a netrc entry, a cookie, a client certificate -- goes out through
+    :mod:`litestream._http`'s kept-alive http.client connections, with the
+    same headers and body (about 0.3 ms of CPU less a request). Otherwise
+    the same prepared request goes to requests' adapter with the same
     settings, and the same requests exceptions come out; what is left out
     is ``Session.send``'s bookkeeping that a request without redirects,
-    hooks or proxies does not need (about 30 µs). A proxy from the
-    environment, or a session given hooks or proxies, takes requests' own
-    path. Cookies a server sets still go into the session's jar.
+    hooks or proxies does not need. A proxy from the environment, or a
+    session given hooks or proxies, takes requests' own path. Cookies a
+    server sets go into the session's jar either way.
 
     Args:
         method: the HTTP method.
@@ -287,6 +301,15 @@ def send(method: str, url: str, headers: dict[str, str], json: Any,
         requests.RequestException: as ``Session.request`` raises it.
     """
     http = session()
+    parts = urlsplit(url)
+    if _http.usable(parts) and not http.cookies and not http.params and http.auth is None:
+        settings = http.merge_environment_settings(url, {}, True, verify, None)
+        if not (settings["proxies"] or http.proxies or http.hooks != default_hooks()
+                or settings["cert"] or (http.trust_env and http._netrc_auth(url))):
+            merged = CaseInsensitiveDict(http.headers)
+            merged.update(headers)
+            return _http.send(method, url, parts, merged, json, connect_timeout,
+                              settings["verify"], getattr(current, "guard", None), http.cookies)
     prepared = http.prepare_request(requests.Request(method=method, url=url, headers=headers,
                                                      json=json))
     settings = http.merge_environment_settings(prepared.url, {}, True, verify, None)
@@ -302,6 +325,24 @@ def send(method: str, url: str, headers: dict[str, str], json: Any,
     return response
 
 
+def release(response: AnyResponse, reusable: bool) -> None:
+    """Give a response's connection back for the next request when ``reusable``, else close it.
+
+    ``reusable`` says that the body was read to its end; nothing the
+    connection does now (a socket already gone) is raised.
+    """
+    try:
+        if isinstance(response, _http.Response):
+            response.release(reusable)
+        elif reusable:
+            response.raw.release_conn()
+        else:
+            response.raw.close()
+            response.close()
+    except Exception:  # the socket may already be gone; nothing to give back
+        logger.debug("closing a response failed", exc_info=True)
+
+
 def close_idle_connections() -> None:
     """Close the pooled keep-alive connections; the next request opens new ones.
 
@@ -312,3 +353,4 @@ def close_idle_connections() -> None:
         old, _session = _session, None
     if old is not None:
         old.close()
+    _http.close_idle_connections()

@@ -13,8 +13,10 @@ This module holds the public entry points; each job is a module of its own:
   socket and ssl exceptions (and HTTP error answers) to
   :mod:`litestream.errors`.
 
-A streaming call starts one daemon reader thread, named
-``litestream-reader-<provider>``, which fills the stream's bounded channel.
+A streaming call is read by one daemon reader thread, named
+``litestream-reader-<provider>``, which fills the stream's bounded channel:
+a new thread, or, when streams start back to back, one that has just
+finished a stream (:mod:`litestream._workers`).
 The user's :class:`Stream` handle is never referenced by that thread, so an
 abandoned stream is garbage-collected and its finalizer cancels the reader.
 
@@ -89,14 +91,17 @@ def _send(http_request: HTTPRequest, provider: Dialect, model: str, options: Cal
     try:
         response = _session.send(http_request.method, http_request.url, headers,
                                  http_request.json, timeouts.connect, options.verify)
-        with response:
+        body = BodyReader(response)
+        try:
             error = error_from_response(response, provider, model)
             if error is not None:
                 raise error
-            data = read_capped(BodyReader(response), MAX_RESPONSE_BODY,
-                               on_bytes=deadlines.content_arrived)
+            data = read_capped(body, MAX_RESPONSE_BODY, on_bytes=deadlines.content_arrived)
             if deadlines.error is not None:
                 raise deadlines.error  # the socket was shut down: not the body's end
+        finally:
+            guard.release()  # from here on, nothing may shut the connection down
+            _session.release(response, body.complete and deadlines.error is None)
     except Exception as error:
         raise map_exception(error, provider.name, model, deadlines.error) from None
     finally:
@@ -144,24 +149,24 @@ class Stream(ReceiveChannel[Chunk]):
         self._finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:
-        self._reader.thread.start()
+        self._reader.start()
 
     def close(self) -> None:
         """Cancel the request and close the stream; idempotent, callable from any thread."""
         self._reader.cancel()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait up to ``timeout`` seconds (None: no limit) for the reader thread to end.
+        """Wait up to ``timeout`` seconds (None: no limit) for the reader thread to finish.
+
+        The thread has then released the connection and closed the channel
+        (it may go on to read another stream, see :mod:`litestream._workers`).
 
         Returns:
-            True once the thread has ended, or when it never started; False
-            when ``timeout`` passed first.
+            True once the reader has finished, or when it never started;
+            False when ``timeout`` passed first.
         """
-        thread = self._reader.thread
-        if thread.ident is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        finished = self._reader.finished
+        return finished is None or finished.wait(timeout)
 
     def __repr__(self) -> str:
         state = self._state

@@ -131,9 +131,9 @@ def test_one_span_per_call_even_when_abandoned(otel, server):
         server.script(text="a b c d", stall_after=2)
         stream = _stream(server)
         next(chunk for chunk in stream if chunk.content)
-        reader_thread = stream._reader.thread
+        finished = stream._reader.finished
         del stream
-        reader_thread.join(5)
+        assert finished.wait(5)
     client = _client_spans(spans)
     assert len(client) == 3
     assert all(span.attributes["litestream.outcome"] == "cancelled" for span in client)

@@ -17,9 +17,15 @@ pytestmark = pytest.mark.usefixtures("timer_thread_ends")
 def test_call_later_runs_callbacks_in_deadline_order() -> None:
     order: list[int] = []
     done = threading.Event()
-    call_later(0.03, lambda: (order.append(3), done.set()))
-    call_later(0.01, lambda: order.append(1))
-    call_later(0.02, lambda: order.append(2))
+    # The timer thread is held until all three are scheduled, 0.1 s apart so
+    # that this thread being descheduled between two calls cannot swap them.
+    held, release = threading.Event(), threading.Event()
+    call_later(0, lambda: (held.set(), release.wait(5.0)))
+    assert held.wait(2.0)
+    call_later(0.3, lambda: (order.append(3), done.set()))
+    call_later(0.1, lambda: order.append(1))
+    call_later(0.2, lambda: order.append(2))
+    release.set()
     assert done.wait(2.0)
     assert order == [1, 2, 3]
 

@@ -111,7 +111,7 @@ def _timed_stream(server) -> tuple[list[str], float]:
 
 def test_two_hundred_concurrent_streams_each_get_every_chunk_in_order(server):
     server.script(chunks=PIECES, delay=PIECE_DELAY)
-    pieces, single = _timed_stream(server)
+    pieces, _ = _timed_stream(server)
     assert pieces == PIECES
 
     count = 200
@@ -131,15 +131,11 @@ def test_two_hundred_concurrent_streams_each_get_every_chunk_in_order(server):
     for thread in consumers:
         thread.start()
     barrier.wait()
-    started = time.monotonic()
     for thread in consumers:
         thread.join(60)
-    wall = time.monotonic() - started
     failures = [(slot, result) for slot, result in enumerate(results) if result != PIECES]
     assert not failures, failures[:3]
-    print(f"\n{count} concurrent streams: {wall:.2f} s; one stream: {single:.2f} s; "
-          f"ratio {wall / single:.2f}")
-    assert wall < 3 * single
+    # How long they take together is measured by bench/many_streams.py, not asserted here.
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""The poller (litestream._poller): streams read through it give what they give read directly.
+
+With the threshold forced to 0 every reader waits for its bytes through the
+poller thread. Each test checks behaviour only: the same chunks and errors,
+close() and deadlines still waking a reader that waits there, and (conftest)
+no reader or poller thread and no socket outliving the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+from unittest import mock
+
+import pytest
+
+import litestream as ls
+from litestream import _poller, errors
+from litestream.testing import FakeLLMServer
+
+MESSAGES = [{"role": "user", "content": "Hi"}]
+FIXTURES = Path(__file__).parent / "fixtures" / "streams"
+TRANSCRIPTS = sorted(FIXTURES.glob("*/*.txt"))
+
+
+class _Arms:
+    """Counts the readers that started waiting in the poller; lets a test wait for the next."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.armed = threading.Event()
+        original = _poller._Poller.arm
+
+        def arm(poller: Any, ticket: Any) -> bool:
+            armed = original(poller, ticket)
+            if armed:
+                self.count += 1
+                self.armed.set()
+            return armed
+
+        #: A stand-in for ``_Poller.arm`` that counts.
+        self.arm = arm
+
+
+@pytest.fixture
+def polled(monkeypatch: pytest.MonkeyPatch) -> _Arms:
+    """Every stream of the test reads through the poller, one turn at a time."""
+    arms = _Arms()
+    monkeypatch.setattr(_poller, "POLL_THRESHOLD", 0)
+    monkeypatch.setattr(_poller, "TURNS", 1)
+    monkeypatch.setattr(_poller._Poller, "arm", arms.arm)
+    return arms
+
+
+def open_stream(server: FakeLLMServer, provider: str = "openai", **config: Any) -> Any:
+    return ls.completion(provider, "test-model", messages=MESSAGES, stream=True,
+                         api_key="poller-test-key", api_base=server.api_base(provider),
+                         **config)
+
+
+def _streamed(provider: str, body: bytes, piece_size: Optional[int]) -> dict[str, Any]:
+    """Stream ``body`` over loopback; return the chunks' dicts and the error, if any."""
+    chunks: list[Any] = []
+    error = None
+    with FakeLLMServer() as server, \
+            mock.patch("time.time", return_value=1_700_000_000.0), \
+            mock.patch("uuid.uuid4", return_value=uuid.UUID(int=16)):
+        server.replay(body, piece_size=piece_size)
+        try:
+            with open_stream(server, provider, timeout=30) as stream:
+                for chunk in stream:
+                    chunks.append(chunk.to_dict())
+        except errors.LitestreamError as caught:
+            error = f"{type(caught).__name__}: {caught}"
+    return {"chunks": chunks, "error": error}
+
+
+@pytest.mark.parametrize("piece_size", [None, 7])
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_transcripts_give_the_same_chunks_polled_as_read_directly(
+        path: Path, piece_size: Optional[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["provider"]
+    body = path.read_bytes()
+    direct = _streamed(provider, body, piece_size)
+    arms = _Arms()
+    with monkeypatch.context() as patch:
+        patch.setattr(_poller, "POLL_THRESHOLD", 0)
+        patch.setattr(_poller, "TURNS", 1)
+        patch.setattr(_poller._Poller, "arm", arms.arm)
+        polled = _streamed(provider, body, piece_size)
+    assert polled == direct
+    assert direct["chunks"] or direct["error"]
+
+
+def test_a_stream_in_pieces_waits_in_the_poller(polled: _Arms) -> None:
+    with FakeLLMServer() as server:
+        words = [f" w{index}" for index in range(40)]
+        server.script(chunks=words, delay=0.002)
+        with open_stream(server) as stream:
+            text = "".join(ls.extract_content(chunk) or "" for chunk in stream)
+    assert text == "".join(words)
+    assert polled.count > 0
+
+
+@pytest.mark.parametrize("how", ["close", "cancel_through_merge"])
+def test_close_wakes_a_reader_waiting_in_the_poller(polled: _Arms, how: str) -> None:
+    with FakeLLMServer() as server:
+        server.script(text="a b c d", chunks=4, stall_after=1)
+        stream = open_stream(server)
+        assert ls.extract_content(stream.get(timeout=10)) or stream.get(timeout=10)
+        assert polled.armed.wait(10), "the reader never waited in the poller"
+        if how == "close":
+            stream.close()
+        else:
+            merged = ls.merge([stream], close_sources=True)
+            merged.close()
+        assert stream.join(10)
+        assert server.wait_for_disconnect(5.0)
+
+
+@pytest.mark.parametrize("deadline", ["idle_timeout", "first_chunk_timeout"])
+def test_a_deadline_wakes_a_reader_waiting_in_the_poller(polled: _Arms, deadline: str) -> None:
+    with FakeLLMServer() as server:
+        # The headers and one piece (or only the preamble) come, then nothing.
+        stall_after = 1 if deadline == "idle_timeout" else 0
+        server.script(text="a b c", chunks=3, stall_after=stall_after, keepalive_interval=0.05)
+        stream = open_stream(server, **{deadline: 0.3})
+        expected = errors.IdleTimeout if deadline == "idle_timeout" else errors.FirstChunkTimeout
+        with pytest.raises(expected):
+            for _chunk in stream:
+                pass
+        assert polled.count > 0  # the keepalives were waited for through the poller
+        assert stream.join(10)
+        assert server.wait_for_disconnect(5.0)
+
+
+def test_a_thousand_streams_through_merge_leave_no_thread_or_socket(polled: _Arms) -> None:
+    count = 1000
+    with FakeLLMServer() as server:
+        for index in range(count):
+            server.script(chunks=[f"s{index}", " end"])
+        streams = [open_stream(server, max_retries=3) for _ in range(count)]
+        received: dict[int, str] = {id(stream): "" for stream in streams}
+        with ls.merge(streams, close_sources=True) as merged:
+            for stream, chunk in merged:
+                received[id(stream)] += ls.extract_content(chunk) or ""
+        assert all(stream.join(10) for stream in streams)
+    assert sorted(received.values()) == sorted(f"s{index} end" for index in range(count))
+    assert polled.count > 0
+    # conftest checks that no reader or poller thread and no socket outlives the test.
+
+
+def test_the_poller_thread_ends_when_nobody_waits(polled: _Arms) -> None:
+    with FakeLLMServer() as server:
+        server.script(chunks=["a", "b", "c"], delay=0.01)
+        with open_stream(server) as stream:
+            assert [ls.extract_content(c) for c in stream if ls.extract_content(c)] == \
+                ["a", "b", "c"]
+        assert stream.join(10)
+    poller = _poller._poller
+    thread = poller.thread
+    if thread is not None:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert poller.epoll is None and not poller.tickets and poller.open == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_poller_of_its_own(polled: _Arms) -> None:
+    """The parent's epoll set and lock (held at fork time) are not the child's."""
+    with FakeLLMServer() as server:
+        server.script(text="a b c", chunks=3, stall_after=1)
+        with open_stream(server) as stream:
+            assert stream.get(timeout=10) is not None
+            assert polled.armed.wait(10)
+            parent = _poller._poller
+            with parent.lock:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child
+                    child = _poller._poller
+                    fresh = child is not parent and child.epoll is None and child.open == 0
+                    os._exit(0 if fresh and child.lock.acquire(timeout=5) else 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert _poller._poller is parent
+        assert stream.join(10)

@@ -1,0 +1,88 @@
+"""Tests for litestream._workers: reader threads kept a moment for the next stream."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from litestream import _workers
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """A clock that stands still unless a test moves it, and a lingering time no test outlasts."""
+    now = [1000.0]
+    monkeypatch.setattr(_workers, "clock", lambda: now[0])
+    monkeypatch.setattr(_workers, "_last_start", float("-inf"))
+    monkeypatch.setattr(_workers, "LINGER", 30.0)
+    yield now
+    _workers.end_idle()
+
+
+def _run(name: str) -> tuple[threading.Event, list[threading.Thread]]:
+    ran_on: list[threading.Thread] = []
+    finished = _workers.start(lambda: ran_on.append(threading.current_thread()), name)
+    assert finished.wait(10)
+    return finished, ran_on
+
+
+def test_a_stream_started_alone_gets_a_thread_that_ends_with_it(fake_clock):
+    _, ran_on = _run("litestream-reader-test")
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive()
+    assert _workers._idle == []
+
+
+def test_streams_started_back_to_back_share_a_waiting_thread(fake_clock):
+    _run("litestream-reader-first")  # cold: its thread ends with it
+    _, second = _run("litestream-reader-second")  # started at once after: its thread waits
+    assert _workers._idle == [second[0]]  # waiting already when its stream was done
+    assert second[0].name == _workers.IDLE_NAME
+    _, third = _run("litestream-reader-third")
+    assert third[0] is second[0]
+
+
+def test_a_thread_is_named_after_its_stream_while_it_reads_it(fake_clock):
+    names: list[str] = []
+    _run("litestream-reader-a")
+    finished = _workers.start(lambda: names.append(threading.current_thread().name),
+                              "litestream-reader-b")
+    assert finished.wait(10)
+    assert names == ["litestream-reader-b"]
+
+
+def test_streams_started_far_apart_get_threads_that_do_not_wait(fake_clock):
+    _run("litestream-reader-first")
+    fake_clock[0] += 1.0  # much longer apart than LINGER (30 s is only how long one waits)
+    _workers.LINGER = 0.5
+    _, ran_on = _run("litestream-reader-second")
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive()
+
+
+def test_end_idle_ends_every_waiting_thread(fake_clock):
+    _run("litestream-reader-first")
+    _, ran_on = _run("litestream-reader-second")
+    assert _workers._idle == [ran_on[0]]
+    _workers.end_idle()
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive()
+
+
+def test_a_thread_whose_stream_raised_is_never_handed_another(fake_clock):
+    _run("litestream-reader-first")
+
+    def fail() -> None:
+        raise RuntimeError("a reader bug")
+
+    hooked: list[BaseException] = []
+    previous, threading.excepthook = threading.excepthook, lambda args: hooked.append(
+        args.exc_value)
+    try:
+        assert _workers.start(fail, "litestream-reader-second").wait(10)
+        assert _workers._idle == []
+        _, ran_on = _run("litestream-reader-third")
+        assert ran_on  # a new thread ran it
+    finally:
+        threading.excepthook = previous
