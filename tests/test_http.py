@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,14 +21,20 @@ EVENTS = (b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model
           b"data: [DONE]\n\n")
 
 
-def _keep_alive(connection: socket.socket, stop: threading.Event, server: RawServer) -> None:
-    """Answer every request of the connection with one short stream."""
-    while not stop.is_set():
-        request = read_request(connection)
-        if not request:
-            return
-        server.record(request)
-        connection.sendall(STREAM % (len(EVENTS), EVENTS))
+def _answering(reply: Callable[[RawServer], bytes]):
+    """A handler answering every request of a connection with ``reply(server)``."""
+    def handle(connection: socket.socket, stop: threading.Event, server: RawServer) -> None:
+        while not stop.is_set():
+            request = read_request(connection)
+            if not request:
+                return
+            server.record(request)
+            connection.sendall(reply(server))
+    return handle
+
+
+#: Every request of the connection answered with one short stream.
+_keep_alive = _answering(lambda server: STREAM % (len(EVENTS), EVENTS))
 
 
 def _one_answer_then_close(connection: socket.socket, stop: threading.Event,
@@ -104,19 +111,13 @@ def test_a_proxy_in_the_environment_takes_requests_path(monkeypatch) -> None:
 
 
 def test_a_cookie_the_server_set_is_sent_back_through_requests_path() -> None:
-    def set_cookie_once(connection: socket.socket, stop: threading.Event,
-                        server: RawServer) -> None:
-        while not stop.is_set():
-            request = read_request(connection)
-            if not request:
-                return
-            server.record(request)
-            cookie = b"Set-Cookie: sid=abc; Path=/\r\n" if len(server.requests) == 1 else b""
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                               + cookie + b"Content-Length: %d\r\n\r\n" % len(EVENTS) + EVENTS)
+    def first_sets_a_cookie(server: RawServer) -> bytes:
+        cookie = b"Set-Cookie: sid=abc; Path=/\r\n" if len(server.requests) == 1 else b""
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + cookie
+                + b"Content-Length: %d\r\n\r\n" % len(EVENTS) + EVENTS)
 
     try:
-        with _server(set_cookie_once) as server:
+        with _server(_answering(first_sets_a_cookie)) as server:
             assert _stream_text(server.url) == "hi"
             assert _session.session().cookies.get("sid") == "abc"
             assert _stream_text(server.url) == "hi"
@@ -187,17 +188,10 @@ def test_a_whole_body_answer_leaves_its_connection_for_the_next_call() -> None:
               b'[{"index":0,"message":{"role":"assistant","content":"hi"},'
               b'"finish_reason":"stop"}]}')
 
-    def json_answers(connection: socket.socket, stop: threading.Event,
-                     server: RawServer) -> None:
-        while not stop.is_set():
-            request = read_request(connection)
-            if not request:
-                return
-            server.record(request)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+    json_answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
 
-    with _server(json_answers) as server:
+    with _server(_answering(lambda server: json_answer)) as server:
         for _ in range(2):
             response = ls.completion("openai", "m", messages=[{"role": "user", "content": "hi"}],
                                      api_key="sk-test", api_base=f"{server.url}/v1")
