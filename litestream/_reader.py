@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any, Optional
 
 from litestream import _workers, errors
@@ -87,6 +88,8 @@ class Reader:
         self.cancelled = False
         self.deadlines = Deadlines(options.timeouts, self._fire, provider.name, model)
         self.retry_wait = threading.Event()
+        #: The Stream's finalizer (it calls :meth:`cancel`), detached once the run is over.
+        self.finalizer: Optional[weakref.finalize] = None
         #: Set once :meth:`run` has returned (None until :meth:`start`).
         self.finished: Optional[threading.Event] = None
 
@@ -144,9 +147,20 @@ class Reader:
             current.guard = None
             if self.monitor is not None:
                 self.monitor.end(None, cancelled=self.cancelled and not self.complete)
+                # The call's listeners may keep its end event, whose error's
+                # traceback holds the frame that holds the Stream: through the
+                # Stream's finalizer (a global registry) that would keep them
+                # all alive for good.
+                self.monitor = None
             # Last: a consumer that sees the end and sends its next request
             # at once finds this connection back in the pool.
             self.state.close()
+            if self.finalizer is not None:
+                # Nothing is left to cancel. Kept, the Stream's finalizer (in a
+                # global registry) would keep this reader alive, and with it
+                # the error it delivered, whose traceback holds the consumer's
+                # frames and so the Stream itself: never collected.
+                self.finalizer.detach()
 
     def _attempts(self) -> bool:
         """Open the request, retrying as the retry policy says; then read the answer.

@@ -146,7 +146,7 @@ class Stream(ReceiveChannel[Chunk]):
         self.model = model
         self._reader = Reader(_Sender(self._state), http_request, provider, model, options,
                               monitor)
-        self._finalizer = weakref.finalize(self, self._reader.cancel)
+        self._finalizer = self._reader.finalizer = weakref.finalize(self, self._reader.cancel)
 
     def _start(self) -> None:
         self._reader.start()

@@ -277,3 +277,31 @@ def test_chaos_exactly_one_end_per_call_with_the_right_outcome(server):
     assert retried and set(retried) == {1}
     assert all(end.usage is not None for end in recorder.ends)
     assert raising.calls >= 2 * CHAOS_STREAMS
+
+
+def test_a_listener_keeping_failed_calls_is_freed_with_their_streams(server):
+    import weakref
+
+    def consume_and_fail() -> tuple[weakref.ref, weakref.ref]:
+        kept = Recorder()  # keeps every event, errors and their tracebacks included
+        stream = litestream.completion(
+            "openai", "gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True,
+            api_key="sk-test", api_base=server.api_base("openai"), max_retries=0,
+            listeners=[kept])
+        try:
+            for _chunk in stream:
+                pass
+        except errors.LitestreamError:
+            pass  # the error's traceback holds this frame, and the frame the stream
+        assert stream.join(5.0)
+        assert kept.ends[-1].error.__traceback__ is not None
+        return weakref.ref(stream), weakref.ref(kept)
+
+    server.script(error_status=400, error_body={"error": {"message": "bad request"}})
+    stream_ref, kept_ref = consume_and_fail()
+    gc.collect()
+    # Nothing outside holds them: the stream's finalizer must not (through the
+    # reader and the call's monitor) keep the listener, its events, the error,
+    # its traceback and so the stream itself alive.
+    assert kept_ref() is None
+    assert stream_ref() is None

@@ -218,3 +218,22 @@ def test_a_forked_child_can_parse_although_the_parent_was_parsing() -> None:
             os._exit(0 if _reader._PARSE_GATE.acquire(timeout=5) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_stream_that_failed_by_a_deadline_is_freed_once_dropped(server):
+    import weakref
+
+    def consume_until_the_deadline() -> weakref.ref:
+        stream = open_stream(server, idle_timeout=0.2, max_retries=0)
+        with pytest.raises(ls.errors.IdleTimeout):
+            for _chunk in stream:
+                pass  # the error's traceback holds this frame, and the frame the stream
+        assert stream.join(5.0)
+        return weakref.ref(stream)
+
+    server.script(text="a b c", stall_after=1)
+    stream_ref = consume_until_the_deadline()
+    gc.collect()
+    # The reader kept the deadline's error; its finalizer, kept in a global
+    # registry, must not keep the reader (and so the error and the stream) alive.
+    assert stream_ref() is None
