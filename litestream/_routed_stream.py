@@ -166,6 +166,11 @@ class RouteJob:
         self.log = AttemptLog()
         #: Every attempt stream opened for the job, so ``join`` can wait for their ends.
         self.opened: list[Stream] = []
+        #: The routed stream's finalizer (it calls :meth:`cancel`), detached when
+        #: the router thread ends: kept in the global registry, it would keep this
+        #: job alive, with the attempts' errors, whose tracebacks hold the
+        #: consumer's frames and so the routed stream itself, for good.
+        self.finalizer: Optional[weakref.finalize] = None
 
     def track(self, stream: Stream) -> None:
         """Note an attempt stream the job opened (``join`` waits for its reader too)."""
@@ -203,9 +208,14 @@ class RouteJob:
 
     def start(self, target: Callable[..., None], *args: Any) -> None:
         """Run ``target(*args)`` on the job's router thread."""
-        self.thread = threading.Thread(
-            target=target, args=args, name="litestream-router", daemon=True
-        )
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                if self.finalizer is not None:
+                    self.finalizer.detach()
+
+        self.thread = threading.Thread(target=run, name="litestream-router", daemon=True)
         self.thread.start()
 
     def commit(self, provider: str, model: str) -> None:
@@ -266,7 +276,7 @@ class RoutedStream(ReceiveChannel[Chunk]):
         super().__init__(buffer)
         self.name = name
         self._job = RouteJob(_Sender(self._state))
-        self._finalizer = weakref.finalize(self, self._job.cancel)
+        self._finalizer = self._job.finalizer = weakref.finalize(self, self._job.cancel)
 
     @property
     def job(self) -> RouteJob:

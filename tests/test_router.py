@@ -731,3 +731,24 @@ def test_race_with_every_deployment_at_its_limit_raises_unsent(server):
     assert len(server.requests) == 1
     holder.close()
     assert holder.join(5)
+
+
+def test_a_failed_routed_stream_is_freed_once_dropped(fresh_router, server):
+    import weakref
+
+    register_fake(fresh_router, "fast", server)
+
+    def consume_and_fail() -> weakref.ref:
+        stream = fresh_router.completion("fast", messages=MESSAGES, stream=True)
+        with pytest.raises(errors.InvalidRequestError):
+            for _chunk in stream:
+                pass  # the error's traceback holds this frame, and the frame the stream
+        assert stream.join(5.0)
+        return weakref.ref(stream)
+
+    server.script(error_status=400)
+    stream_ref = consume_and_fail()
+    gc.collect()
+    # The job keeps its attempts' errors; its finalizer, kept in a global
+    # registry, must not keep the job (and so the error and the stream) alive.
+    assert stream_ref() is None
