@@ -123,7 +123,8 @@ def send(method: str, url: str, url_parts: Any, headers: CaseInsensitiveDict[str
         url: the full URL, for the response and for cookies.
         url_parts: ``urlsplit(url)``, checked by :func:`usable`.
         headers: every header to send but ``Host``, ``Content-Length`` and
-            ``Content-Type`` (which follow from the URL and the body).
+            ``Content-Type`` (which follow from the URL and the body); a
+            dict made for this request, completed here in place.
         body: the JSON body, or None.
         connect_timeout: seconds to connect, None for no limit (never a read timeout).
         verify: True, False or a CA bundle path, as requests takes it.
@@ -135,7 +136,6 @@ def send(method: str, url: str, url_parts: Any, headers: CaseInsensitiveDict[str
         OSError, http.client.HTTPException: sending or reading the headers
             failed (the transport's exception table maps them).
     """
-    headers = CaseInsensitiveDict(headers)
     for name in [name for name, value in headers.items() if value is None]:
         del headers[name]
     data: Optional[bytes] = None
