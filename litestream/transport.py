@@ -22,7 +22,7 @@ abandoned stream is garbage-collected and its finalizer cancels the reader.
 
 Size budgets (see docs/reliability.md): one streamed event
 ``max_event_size`` (4 MiB by default); a stream holds ``buffer`` chunks plus
-at most one buffer's worth in hand-off; a compressed body inflates at most
+the chunks of one read (at most 64 KiB of body) in hand-off; a compressed body inflates at most
 64 KiB per read; a whole body :data:`MAX_RESPONSE_BODY`; an error body
 :data:`MAX_ERROR_BODY` (the rest is not read).
 """

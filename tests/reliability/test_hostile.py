@@ -154,13 +154,18 @@ def test_a_gzip_stream_keeps_backpressure_with_a_paused_consumer():
     with RawServer(answer(head, body)) as server:
         stream = stream_of(server, buffer=8)
         assert stream.get(timeout=10).content == "hello"
-        # The reader fills the buffer and then waits: never more than one buffer's worth.
+        # The reader fills the buffer and then waits: it holds at most the
+        # buffer plus the chunks of one read (64 KiB inflated), of 20,000.
         state = stream._state
-        with state.lock:
-            while state.waiting_putters == 0:
-                state.not_empty.wait(5)
-            assert len(state.buffer) <= 8
-        stream.close()
+        one_read = MAX_INFLATE_PER_READ // len(EVENT) + 1
+        try:
+            with state.lock:
+                while state.waiting_putters == 0:
+                    state.not_empty.wait(5)
+                assert state.waiting_putters == 1
+                assert len(state.buffer) <= 8 + one_read
+        finally:
+            stream.close()
 
 
 def test_a_gzip_bomb_of_comments_meets_the_first_chunk_deadline():
