@@ -11,7 +11,6 @@ Callers pass values of the right types; nothing here converts or checks.
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any, Mapping, Optional, Tuple
 
 import attrs
@@ -26,9 +25,14 @@ _new = object.__new__
 
 
 def _slot_setters(cls: type, *names: str) -> Tuple[Any, ...]:
-    """Return the slot descriptors' ``__set__`` of ``names``, checking they are all the fields."""
+    """Return the slot descriptors' ``__set__`` of ``names``, checking they are all the fields.
+
+    Where litestream.types put a descriptor of its own in front of a slot
+    (``Chunk.choices``, ``Chunk.provider_event``), the slot's own is used.
+    """
     assert tuple(field.name for field in attrs.fields(cls)) == names, cls
-    return tuple(cls.__dict__[name].__set__ for name in names)
+    return tuple(getattr(cls.__dict__[name], "slot", cls.__dict__[name]).__set__
+                 for name in names)
 
 
 (_d_role, _d_content, _d_tool_calls, _d_reasoning, _d_refusal, _d_details,
@@ -96,7 +100,8 @@ def make_chunk(
 ) -> Chunk:
     """Return ``Chunk(...)`` with ``choices`` a tuple and ``event`` a decoded dict or None.
 
-    The event is wrapped read-only as the public constructor's converter does.
+    The event is stored as it is: ``Chunk.provider_event`` wraps it read-only,
+    as the public constructor's converter does, when it is first read.
     """
     chunk = _new(Chunk)
     _k_id(chunk, id)
@@ -105,10 +110,8 @@ def make_chunk(
     _k_created(chunk, created)
     _k_choices(chunk, choices)
     _k_usage(chunk, usage)
-    _k_event(chunk, None if event is None else MappingProxyType(event))
+    _k_event(chunk, event)
     return chunk
-
-
 
 
 def text_chunk(
@@ -118,32 +121,23 @@ def text_chunk(
     created: Optional[int],
     index: int,
     content: str,
-    event: dict[str, Any],
+    event: Optional[dict[str, Any]],
 ) -> Chunk:
     """Return the chunk of one streamed token: ``Chunk`` of one ``Choice(index, Delta(content))``.
 
-    The same as ``make_chunk(id, model, provider, created, (make_choice(index,
-    make_delta(content=content)),), None, event)``, in one call: the
-    OpenAI-shaped providers make one per event.
+    Equal to ``make_chunk(id, model, provider, created, (make_choice(index,
+    make_delta(content=content)),), None, event)``, and made in one call:
+    every provider makes one per streamed token. For the first choice (all
+    but ``n > 1`` requests) only the text is stored, and ``Chunk.choices``
+    builds the choice when it is first read; ``chunk.content`` reads the
+    text as it is.
     """
-    delta = _new(Delta)
-    _d_role(delta, None)
-    _d_content(delta, content)
-    _d_tool_calls(delta, ())
-    _d_reasoning(delta, None)
-    _d_refusal(delta, None)
-    _d_details(delta, ())
-    _d_annotations(delta, ())
-    choice = _new(Choice)
-    _c_index(choice, index)
-    _c_delta(choice, delta)
-    _c_finish(choice, None)
     chunk = _new(Chunk)
     _k_id(chunk, id)
     _k_model(chunk, model)
     _k_provider(chunk, provider)
     _k_created(chunk, created)
-    _k_choices(chunk, (choice,))
+    _k_choices(chunk, content if index == 0 else (make_choice(index, make_delta(content=content)),))
     _k_usage(chunk, None)
-    _k_event(chunk, MappingProxyType(event))
+    _k_event(chunk, event)
     return chunk

@@ -215,14 +215,20 @@ class Chunk:
     @property
     def content(self) -> Optional[str]:
         """The first choice's text, or ``None`` when this chunk carries none."""
-        if self.choices:
-            return self.choices[0].delta.content or None
+        choices = _CHOICES_SLOT.__get__(self)
+        if type(choices) is str:  # one token of text, its choice not built yet
+            return choices or None
+        if choices:
+            return choices[0].delta.content or None
         return None
 
     @property
     def finish_reason(self) -> Optional[str]:
         """The first choice's finish reason, or ``None``."""
-        return self.choices[0].finish_reason if self.choices else None
+        choices = _CHOICES_SLOT.__get__(self)
+        if type(choices) is str:
+            return None
+        return choices[0].finish_reason if choices else None
 
     @property
     def has_content(self) -> bool:
@@ -231,12 +237,15 @@ class Chunk:
         Role-only, finish-only and usage-only chunks are metadata: they do
         not count as content for the first-chunk and idle deadlines.
         """
+        choices = _CHOICES_SLOT.__get__(self)
+        if type(choices) is str:
+            return bool(choices)
         return any(
             choice.delta.content
             or choice.delta.reasoning
             or choice.delta.tool_calls
             or choice.delta.refusal
-            for choice in self.choices
+            for choice in choices
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,6 +260,80 @@ class Chunk:
         if self.usage is not None:
             data["usage"] = self.usage.to_dict()
         return data
+
+class _TokenChoices:
+    """``Chunk.choices``, built on first read for a chunk made as one token of text.
+
+    Parsing makes one chunk per streamed token, and most are read once, if
+    at all, for their text. So the parsers' short ways (see
+    :mod:`litestream._construct`) store just the text in the ``choices``
+    slot, and this descriptor turns it into ``(Choice(0, Delta(content=text)),)``
+    the first time ``choices`` is read (``content`` and ``has_content`` read
+    the text as it is). Equality, hashing, ``repr``, ``to_dict()``,
+    :func:`attrs.evolve` and pickling all read ``choices`` through here, so
+    no caller can tell the two kinds of chunk apart. Two threads reading a
+    fresh chunk at once may each build the tuple; they build equal ones.
+    """
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        #: The member descriptor of the underlying slot (what attrs made).
+        self.slot = slot
+
+    def __get__(self, chunk: Optional[Chunk], owner: Optional[type] = None) -> Any:
+        if chunk is None:
+            return self
+        choices = self.slot.__get__(chunk, owner)
+        if type(choices) is str:
+            choices = (Choice(0, Delta(content=choices)),)
+            self.slot.__set__(chunk, choices)
+        return choices
+
+    def __set__(self, chunk: Chunk, value: Tuple[Choice, ...]) -> None:
+        self.slot.__set__(chunk, value)
+
+    def __delete__(self, chunk: Chunk) -> None:
+        self.slot.__delete__(chunk)
+
+
+class _ReadOnlyEvent:
+    """``Chunk.provider_event``: a decoded event the parsers stored as it is, wrapped on first read.
+
+    The read-only view costs an object per chunk that few callers ever
+    look at, so it is made when ``provider_event`` is first read (and kept).
+    """
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        #: The member descriptor of the underlying slot (what attrs made).
+        self.slot = slot
+
+    def __get__(self, chunk: Optional[Chunk], owner: Optional[type] = None) -> Any:
+        if chunk is None:
+            return self
+        event = self.slot.__get__(chunk, owner)
+        if isinstance(event, dict):
+            event = MappingProxyType(event)
+            self.slot.__set__(chunk, event)
+        return event
+
+    def __set__(self, chunk: Chunk, value: Optional[Mapping[str, Any]]) -> None:
+        self.slot.__set__(chunk, value)
+
+    def __delete__(self, chunk: Chunk) -> None:
+        self.slot.__delete__(chunk)
+
+
+#: The slots behind ``Chunk.choices`` and ``Chunk.provider_event`` (for the
+#: builders of litestream._construct, which may store a token's text or a
+#: plain decoded dict there).
+_CHOICES_SLOT = Chunk.__dict__["choices"]
+_EVENT_SLOT = Chunk.__dict__["provider_event"]
+Chunk.choices = _TokenChoices(_CHOICES_SLOT)  # type: ignore[assignment]
+Chunk.provider_event = _ReadOnlyEvent(_EVENT_SLOT)  # type: ignore[assignment]
+
 
 @attrs.frozen
 class ToolCall:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import copy
 import json
+import pickle
+import threading
 
 import attrs
 import pytest
@@ -122,3 +125,88 @@ def test_chunk_json_round_trip_is_lossless(content, reasoning, role, finish, cal
     assert back.choices[0].finish_reason == finish
     assert [(c.index, c.id, c.name, c.arguments) for c in back.choices[0].delta.tool_calls] == [
         (c.index, c.id, c.name, c.arguments) for c in calls]
+
+
+# -- chunks made as one token of text (litestream._construct.text_chunk) -------
+
+
+def _token_chunk(text="hi", index=0, event=None):
+    from litestream._construct import text_chunk
+
+    return text_chunk("id-1", "m", "openai", 7, index, text, event)
+
+
+def _eager_token_chunk(text="hi", index=0, event=None):
+    return Chunk(id="id-1", model="m", provider="openai", created=7,
+                 choices=[Choice(index, Delta(content=text))], provider_event=event)
+
+
+def test_a_token_chunk_reads_its_text_without_building_its_choice():
+    chunk = _token_chunk("hi")
+    assert chunk.content == "hi" and chunk.has_content and chunk.finish_reason is None
+    assert Chunk.choices.slot.__get__(chunk) == "hi"  # still the text alone
+    assert not _token_chunk("").has_content and _token_chunk("").content is None
+
+
+def test_a_token_chunk_builds_its_choice_once_on_first_read():
+    chunk = _token_chunk("hi")
+    choices = chunk.choices
+    assert choices == (Choice(0, Delta(content="hi")),)
+    assert type(choices) is tuple and chunk.choices is choices
+
+
+@pytest.mark.parametrize("index", [0, 2])
+@pytest.mark.parametrize("with_event", [True, False])
+def test_a_token_chunk_is_indistinguishable_from_one_built_by_the_constructor(index, with_event):
+    event = {"choices": [{"index": index, "delta": {"content": "hi"}}]} if with_event else None
+    eager = _eager_token_chunk("hi", index, event)
+
+    def fresh() -> Chunk:
+        return _token_chunk("hi", index, event)
+
+    assert fresh() == eager and eager == fresh() and hash(fresh()) == hash(eager)
+    assert repr(fresh()) == repr(eager) and fresh().to_dict() == eager.to_dict()
+    assert attrs.asdict(fresh()) == attrs.asdict(eager)
+    assert attrs.evolve(fresh(), id="x") == attrs.evolve(eager, id="x")
+    assert copy.copy(fresh()) == eager
+    if event is None:  # a read-only event view cannot be pickled, whichever way it was built
+        assert pickle.loads(pickle.dumps(fresh())) == eager
+
+
+def test_a_token_chunk_with_a_choice_read_compares_unequal_to_other_text():
+    assert _token_chunk("hi") != _token_chunk("ho")
+    assert _token_chunk("hi") != _eager_token_chunk("ho")
+
+
+def test_a_stored_event_reads_as_the_same_read_only_view():
+    event = {"choices": [{"index": 0, "delta": {"content": "hi"}}]}
+    chunk = _token_chunk("hi", event=event)
+    view = chunk.provider_event
+    assert view == event and view is chunk.provider_event
+    with pytest.raises(TypeError):
+        view["choices"] = []  # type: ignore[index]
+    assert _token_chunk("hi").provider_event is None
+
+
+def test_threads_reading_a_fresh_token_chunk_at_once_see_equal_choices():
+    chunks = [_token_chunk(str(number)) for number in range(2000)]
+    seen: list[list[tuple]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def read(slot: int) -> None:
+        barrier.wait()
+        seen[slot] = [chunk.choices for chunk in chunks]
+
+    threads = [threading.Thread(target=read, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen[0] == seen[1] == [(Choice(0, Delta(content=str(n))),) for n in range(2000)]
+
+
+def test_assigning_choices_stays_forbidden():
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        _token_chunk().choices = ()  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        _token_chunk().provider_event = {}  # type: ignore[misc]

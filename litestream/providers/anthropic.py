@@ -277,7 +277,7 @@ class AnthropicStreamParser(StreamParser):
         kind = delta.get("type")
         if kind == "text_delta":
             text = as_str(delta.get("text"), "text")
-            return [self.make_chunk(make_delta(content=text))] if text else []
+            return [self.make_text_chunk(text)] if text else []
         if kind == "thinking_delta":
             if payload.get("index") in self._text_blocks:
                 return []  # misplaced on a text block: not reasoning (LiteLLM drops it too)

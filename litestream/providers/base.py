@@ -17,7 +17,7 @@ import time
 from typing import Any, Mapping, Optional, Sequence
 
 from litestream import errors
-from litestream._construct import make_choice, make_chunk, make_delta
+from litestream._construct import make_choice, make_chunk, make_delta, text_chunk
 from litestream.options import CallOptions
 from litestream.types import (
     Choice,
@@ -146,6 +146,16 @@ class StreamParser:
         event = self.provider_event
         return make_chunk(self.response_id, self.response_model or self.model, self.provider,
                            self.created, choices, usage, event if type(event) is dict else None)
+
+    def make_text_chunk(self, text: str, index: int = 0) -> Chunk:
+        """Return ``make_chunk(Delta(content=text), index=index)``, the chunk of one token, cheaply.
+
+        Most events of a stream are a piece of text: this skips building
+        the delta and choice up front (see :func:`litestream._construct.text_chunk`).
+        """
+        event = self.provider_event
+        return text_chunk(self.response_id, self.response_model or self.model, self.provider,
+                          self.created, index, text, event if type(event) is dict else None)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
         """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`.

@@ -392,6 +392,8 @@ class GeminiStreamParser(StreamParser):
             return None, False
         role = None if index in self._roles_sent else "assistant"
         self._roles_sent.add(index)
+        if parts.text and role is None and not (calls or parts.reasoning or reason or signatures):
+            return self.make_text_chunk(parts.text, index), False
         delta = Delta(role=role, content=parts.text, tool_calls=calls, reasoning=parts.reasoning,
                       reasoning_details=signatures)
         return self.make_chunk(delta, reason, index=index), reason is not None

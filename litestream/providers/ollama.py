@@ -305,7 +305,9 @@ class OllamaStreamParser(StreamParser):
             self._tool_calls_seen += 1
         finish_reason = _finish_reason(data, self._tool_calls_seen > 0)
         chunks = []
-        if content or thinking or calls or finish_reason or not self._role_sent:
+        if content and self._role_sent and not (thinking or calls or finish_reason):
+            chunks.append(self.make_text_chunk(content))
+        elif content or thinking or calls or finish_reason or not self._role_sent:
             role = None if self._role_sent else "assistant"
             self._role_sent = True
             delta = Delta(role=role, content=content, tool_calls=calls, reasoning=thinking or None)
