@@ -58,6 +58,8 @@ class BodyReader:
         self._need_line_end = False
         self._in_trailers = False
         self._pending = b""
+        #: A framing error met after some of a read's bytes: raised by the next read.
+        self._error: Optional[errors.ProtocolError] = None
         self.complete = False
         self._decompressor: Any = None
         self._ticket: Optional[_poller.Ticket] = None
@@ -131,6 +133,9 @@ class BodyReader:
         return self._file.read1(size)
 
     def _read_encoded(self) -> bytes:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self.complete:
             return b""
         if self._fallback is not None:
@@ -171,44 +176,63 @@ class BodyReader:
         return data
 
     def _decode_chunks(self, raw: bytes) -> bytes:
-        """Undo chunked transfer encoding for the bytes of one read."""
+        """Undo chunked transfer encoding for the bytes of one read.
+
+        The common case, a size line with its whole chunk and the CRLF after
+        it in this read, takes one turn of the loop: a server that writes
+        one event per HTTP chunk sends hundreds of them per read. Malformed
+        encoding after some good chunks returns those first; the next read
+        raises its :class:`~litestream.errors.ProtocolError`.
+        """
         data = self._pending + raw if self._pending else raw
         position, end_of_data = 0, len(data)
         pieces = []
-        while position < end_of_data:
-            if self._chunk_left:
-                take = min(self._chunk_left, end_of_data - position)
-                pieces.append(data[position:position + take])
-                position += take
-                self._chunk_left -= take
-                self._need_line_end = not self._chunk_left
-                continue
-            line_end = data.find(b"\r\n", position)
-            if line_end < 0:
-                if end_of_data - position > _MAX_SIZE_LINE:
-                    raise errors.ProtocolError("malformed chunked encoding: a size line too long")
-                break
-            line = data[position:line_end]
-            position = line_end + 2
-            if self._need_line_end:
-                if line:
-                    raise errors.ProtocolError("malformed chunked encoding: no CRLF after a chunk")
-                self._need_line_end = False
-            elif self._in_trailers:
-                if not line:
-                    self.complete = True
+        chunk_left = self._chunk_left
+        need_line_end = self._need_line_end
+        try:
+            while position < end_of_data:
+                if chunk_left:
+                    take = min(chunk_left, end_of_data - position)
+                    pieces.append(data[position:position + take])
+                    position += take
+                    chunk_left -= take
+                    need_line_end = not chunk_left
+                    continue
+                line_end = data.find(b"\r\n", position)
+                if line_end < 0:
+                    if end_of_data - position > _MAX_SIZE_LINE:
+                        raise errors.ProtocolError(
+                            "malformed chunked encoding: a size line too long")
                     break
-            else:
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise errors.ProtocolError(
-                        f"malformed chunked encoding: size line {line[:40]!r}"
-                    ) from None
+                line_start, position = position, line_end + 2
+                if need_line_end:
+                    if line_end != line_start:
+                        raise errors.ProtocolError(
+                            "malformed chunked encoding: no CRLF after a chunk")
+                    need_line_end = False
+                    continue
+                if self._in_trailers:
+                    if line_end == line_start:
+                        self.complete = True
+                        break
+                    continue
+                size = _chunk_size(data[line_start:line_end])
                 if size == 0:
                     self._in_trailers = True
+                    continue
+                stop = position + size
+                if data[stop:stop + 2] == b"\r\n":
+                    pieces.append(data[position:stop])
+                    position = stop + 2
                 else:
-                    self._chunk_left = size
+                    chunk_left = size
+        except errors.ProtocolError as error:
+            if not pieces:
+                raise
+            self._error = error
+        finally:
+            self._chunk_left = chunk_left
+            self._need_line_end = need_line_end
         self._pending = data[position:] if not self.complete else b""
         return b"".join(pieces)
 
@@ -218,6 +242,20 @@ class BodyReader:
         close = getattr(self._http_response, "_close_conn", None)
         if close is not None:
             close()
+
+
+def _chunk_size(line: bytes) -> int:
+    """Return the size a chunk's size line gives (its extensions ignored)."""
+    try:
+        return int(line, 16)
+    except ValueError:
+        pass
+    try:
+        return int(line.split(b";", 1)[0], 16)
+    except ValueError:
+        raise errors.ProtocolError(
+            f"malformed chunked encoding: size line {line[:40]!r}"
+        ) from None
 
 
 def _decompressor_for(encoding: str) -> Any:

@@ -160,3 +160,25 @@ def test_read_capped_reads_a_body_at_its_cap_and_refuses_one_byte_more():
     truncated = read_capped(BodyReader(_Response([body], chunked=False, length=1000)), 10,
                             truncate=True)
     assert truncated == b"y" * 10
+
+
+def test_many_whole_chunks_in_one_read_come_back_in_one_piece():
+    events = [b"data: %d\n\n" % number for number in range(500)]
+    reader = BodyReader(_Response([chunked(*events)]))
+    assert reader.read() == b"".join(events)
+    assert reader.read() == b"" and reader.complete
+
+
+@pytest.mark.parametrize("wire, good, message", [
+    (b"5\r\nhelloXX\r\n", b"hello", "no CRLF after a chunk"),
+    (b"2\r\nhi\r\n5\r\nhello\r\nzz\r\n", b"hihello", "size line b'zz'"),
+    (b"5;ext\r\nhello\r\n;\r\n", b"hello", "size line b';'"),
+    (b"2\r\nhi\r\n" + b"1" * 5000, b"hi", "a size line too long"),
+    (b"zz\r\nhello\r\n", b"", "size line b'zz'"),
+])
+def test_a_malformed_chunk_is_a_protocol_error_after_the_good_ones(wire, good, message):
+    reader = BodyReader(_Response([wire]))
+    if good:
+        assert reader.read() == good  # what came before the fault is delivered
+    with pytest.raises(ProtocolError, match=message):
+        reader.read()
