@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from typing import Optional
 
-__all__ = ["POLL_THRESHOLD", "TURNS", "Ticket", "ticket"]
+__all__ = ["POLL_THRESHOLD", "TURNS", "Ticket", "crowded", "ticket"]
 
 #: Readers wait through the poller while more than this many are open. Below
 #: it a reader blocks in ``recv`` (one wake-up less per read); at 100 streams
@@ -214,6 +214,15 @@ class _Poller:
 
 
 _poller = _Poller()
+
+
+def crowded() -> bool:
+    """Tell whether more than :data:`POLL_THRESHOLD` readers are open (their reads are polled).
+
+    Then the GIL goes round many reader threads anyway: a reader has no
+    reason to hand it over on purpose.
+    """
+    return _poller.open > POLL_THRESHOLD
 
 
 def ticket(fd: int) -> Optional[Ticket]:

@@ -22,7 +22,7 @@ import time
 import weakref
 from typing import Any, Optional
 
-from litestream import _workers, errors
+from litestream import _poller, _workers, errors
 from litestream._body import BodyReader, read_capped
 from litestream._deadlines import Deadlines
 from litestream._exceptions import error_from_response, map_exception, parse_failure
@@ -387,9 +387,13 @@ def _let_the_consumer_run() -> None:
     by the final put, would wait for all of it -- about 0.1 ms on a short
     answer that came in one read, which is then the time to first chunk.
     ``time.sleep(0)`` releases the GIL and takes it back (one system call
-    when nobody waits for it).
+    when nobody waits for it). Not while many readers are open
+    (:func:`litestream._poller.crowded`): the GIL then goes round them
+    anyway, and handing it over on purpose only adds a thread switch per
+    stream (measured: about 5% of the aggregate rate of 1,000 streams).
     """
-    time.sleep(0)
+    if not _poller.crowded():
+        time.sleep(0)
 
 
 def _forget_frames(error: BaseException) -> None:

@@ -190,3 +190,22 @@ def test_a_forked_child_gets_a_poller_of_its_own(polled: _Arms) -> None:
             assert os.waitstatus_to_exitcode(status) == 0
             assert _poller._poller is parent
         assert stream.join(10)
+
+
+def test_the_poller_is_crowded_only_while_more_readers_than_the_threshold_are_open(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_poller, "POLL_THRESHOLD", 2)
+    reads, writes = zip(*(os.pipe() for _ in range(3)), strict=True)
+    tickets = []
+    try:
+        for fd in reads:
+            assert not _poller.crowded()
+            tickets.append(_poller.ticket(fd))
+        assert _poller.crowded()
+        tickets.pop().close()
+        assert not _poller.crowded()
+    finally:
+        for ticket in tickets:
+            ticket.close()
+        for fd in (*reads, *writes):
+            os.close(fd)
