@@ -125,6 +125,10 @@ class _Timer:
             except BaseException:
                 # One failing callback must not end the thread that serves every deadline.
                 logger.exception("litestream timer callback failed")
+            # Kept while the thread waits for the next deadline, the handle
+            # would keep its callback's owner alive (a stream's deadlines, and
+            # through the error they hold, the stream).
+            del handle
 
     @property
     def thread(self) -> Optional[threading.Thread]:

@@ -124,3 +124,41 @@ def test_a_timer_needed_again_right_after_it_ended_waits_for_the_next_callback(
         lingering.join(0.01)
     assert not lingering.is_alive()
     assert timer.thread is None
+
+
+def test_a_fired_callback_is_not_kept_alive_by_the_waiting_timer_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import weakref
+
+    class Owner:
+        def __init__(self) -> None:
+            self.fired = threading.Event()
+
+        def fire(self) -> None:
+            self.fired.set()
+
+    owner = Owner()
+    fired = owner.fired
+    waiting_after_it = threading.Event()
+    condition = timer_module._timer._condition
+    wait = condition.wait
+
+    def noting_wait(timeout: float | None = None) -> bool:
+        if fired.is_set():
+            waiting_after_it.set()  # the thread is back waiting, the callback done
+        return wait(timeout)
+
+    monkeypatch.setattr(condition, "wait", noting_wait)
+    later = call_later(3600, lambda: None)  # keeps the thread waiting after the callback
+    try:
+        call_later(0, owner.fire)
+        assert fired.wait(10) and waiting_after_it.wait(10)
+        owner_ref = weakref.ref(owner)
+        del owner
+        gc.collect()
+        # The thread waits for the next deadline: it must not hold the fired
+        # callback (a stream's deadlines, whose error holds the stream).
+        assert owner_ref() is None
+    finally:
+        later.cancel()
