@@ -61,6 +61,24 @@ def test_streams_started_far_apart_get_threads_that_do_not_wait(fake_clock):
     assert not ran_on[0].is_alive()
 
 
+def test_a_stream_that_ends_long_after_the_latest_start_gets_a_thread_that_does_not_wait(
+        fake_clock):
+    _run("litestream-reader-first")
+    release = threading.Event()
+    ran_on: list[threading.Thread] = []
+
+    def read() -> None:
+        ran_on.append(threading.current_thread())
+        assert release.wait(10)
+
+    finished = _workers.start(read, "litestream-reader-second")  # back to back: may wait
+    fake_clock[0] += 60.0  # ...but it ends long after any stream started
+    release.set()
+    assert finished.wait(10)
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive() and _workers._idle == []
+
+
 def test_end_idle_ends_every_waiting_thread(fake_clock):
     _run("litestream-reader-first")
     _, ran_on = _run("litestream-reader-second")
@@ -86,3 +104,22 @@ def test_a_thread_whose_stream_raised_is_never_handed_another(fake_clock):
         assert ran_on  # a new thread ran it
     finally:
         threading.excepthook = previous
+
+
+def test_a_waiting_thread_holds_nothing_of_the_stream_it_read(fake_clock):
+    import gc
+    import weakref
+
+    class Job:
+        def run(self) -> None:
+            pass
+
+    _run("litestream-reader-first")
+    job = Job()
+    finished = _workers.start(job.run, "litestream-reader-second")  # its thread will wait
+    assert finished.wait(10)
+    assert len(_workers._idle) == 1  # waiting for the next stream
+    job_ref = weakref.ref(job)
+    del job
+    gc.collect()
+    assert job_ref() is None
