@@ -353,6 +353,9 @@ class GeminiStreamParser(StreamParser):
             as_str(data.get("modelVersion"), "modelVersion") or self.response_model
         )
         self._usage = parse_usage(data.get("usageMetadata")) or self._usage
+        text_chunks = self._text_only(data)
+        if text_chunks is not None:
+            return text_chunks
         chunks = []
         finished = False
         candidates = as_list(data.get("candidates"), "candidates")
@@ -371,6 +374,39 @@ class GeminiStreamParser(StreamParser):
             if self._usage is not None:
                 chunks.append(self.make_chunk(usage=self._usage))
         return chunks
+
+    def _text_only(self, data: Mapping[str, Any]) -> Optional[list[Chunk]]:
+        """Return the chunk of the most common event, one more piece of a candidate's text.
+
+        None for any other event. For the events it takes it gives exactly
+        what the general way gives: one candidate, already started (its role
+        sent), no finish reason, one part holding only non-empty ``text``
+        (so no call, thought or signature).
+        """
+        candidates = data.get("candidates")
+        if type(candidates) is not list or len(candidates) != 1:
+            return None
+        candidate = candidates[0]
+        if type(candidate) is not dict or candidate.get("finishReason"):
+            return None
+        index = candidate.get("index")
+        if index is None:
+            index = 0
+        elif type(index) is not int:
+            return None
+        content = candidate.get("content")
+        if index not in self._roles_sent or type(content) is not dict:
+            return None
+        parts = content.get("parts")
+        if type(parts) is not list or len(parts) != 1:
+            return None
+        part = parts[0]
+        if type(part) is not dict or len(part) != 1:
+            return None
+        text = part.get("text")
+        if type(text) is not str or not text:
+            return None
+        return [self.make_text_chunk(text, index)]
 
     def _candidate_chunk(
         self, candidate: Mapping[str, Any], index: int

@@ -276,6 +276,8 @@ class OllamaStreamParser(StreamParser):
         self.response_id = f"chatcmpl-{uuid.uuid4().hex}"
         self._tool_calls_seen = 0
         self._role_sent = False
+        #: The last ``created_at`` read, to the second and with its zone, and its Unix time.
+        self._created_key: Optional[tuple[str, str]] = None
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks of one line; raise ProviderError for an ``{"error": ...}`` line."""
@@ -286,8 +288,24 @@ class OllamaStreamParser(StreamParser):
             if data.get("error") is not None:
                 raise _stream_error(data)
             self.response_model = as_str(data.get("model"), "model") or self.response_model
-            self.created = _timestamp(data.get("created_at")) or self.created
+            self.created = self._timestamp(data.get("created_at")) or self.created
             return self._translate(data)
+
+    def _timestamp(self, value: Any) -> Optional[int]:
+        """:func:`_timestamp`, parsed once per second of the stream.
+
+        Every line carries its own ``created_at``; they differ in the
+        fraction of a second only, which the Unix time leaves out.
+        """
+        if not isinstance(value, str):
+            return None
+        head, dot, tail = value.strip().rpartition(".")
+        key = (head, tail.lstrip("0123456789")) if dot and tail[:1].isdigit() else None
+        if key is not None and key == self._created_key:
+            return self.created
+        created = _timestamp(value)
+        self._created_key = key if created is not None else None
+        return created
 
     def _translate(self, data: Mapping[str, Any]) -> list[Chunk]:
         message = as_dict(data.get("message"), "message")

@@ -519,3 +519,50 @@ def test_model_version_of_the_latest_event_names_later_chunks(stream_http):
     second = {"candidates": [text_candidate("b", finish="STOP")], "modelVersion": "gemini-2.5-pro"}
     result = stream_http(PROVIDER, sse(first) + sse(second))
     assert [chunk.model for chunk in result.chunks] == ["gemini-2.5-flash", "gemini-2.5-pro"]
+
+
+# The short way for plain text (GeminiStreamParser._text_only) against the general one.
+_START = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "index": 0}],
+          "responseId": "r1", "modelVersion": "gemini-x"}
+
+
+@pytest.mark.parametrize("candidate", [
+    {"content": {"role": "model", "parts": [{"text": " there"}]}, "index": 0},
+    {"content": {"parts": [{"text": " there"}]}},
+    {"content": {"parts": [{"text": " there"}]}, "finishReason": ""},
+    {"content": {"parts": [{"text": ""}]}},
+    {"content": {"parts": [{"text": " there", "thought": True}]}},
+    {"content": {"parts": [{"text": " there", "thoughtSignature": "c2ln"}]}},
+    {"content": {"parts": [{"text": " a"}, {"text": " b"}]}},
+    {"content": {"parts": [{"text": " there"}]}, "finishReason": "STOP"},
+    {"content": {"parts": [{"text": " there"}]}, "index": 1},
+    {"content": {"parts": [{"text": 7}]}},
+    {"content": {"parts": ["text"]}},
+    {"content": {"parts": [{"text": " x"}]}, "index": "0"},
+    {"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]}},
+])
+@pytest.mark.parametrize("usage", [None, {"promptTokenCount": 3, "candidatesTokenCount": 2}])
+def test_the_short_way_for_text_gives_what_the_general_way_gives(monkeypatch, candidate, usage):
+    def chunks_and_error(short_way: bool):
+        parser = get_provider("gemini").stream_parser("gemini-x")
+        if not short_way:
+            monkeypatch.setattr(parser, "_text_only", lambda data: None)
+        event = {"candidates": [candidate], "responseId": "r1", "modelVersion": "gemini-x"}
+        if usage is not None:
+            event["usageMetadata"] = usage
+        chunks = parser.feed(Event(data=json.dumps(_START)))
+        try:
+            chunks += parser.feed(Event(data=json.dumps(event)))
+        except errors.LitestreamError as error:
+            return [chunk.to_dict() for chunk in chunks], repr(error), parser.done
+        return [chunk.to_dict() for chunk in chunks], None, parser.done
+
+    assert chunks_and_error(short_way=True) == chunks_and_error(short_way=False)
+
+
+def test_a_plain_piece_of_text_takes_the_short_way():
+    parser = get_provider("gemini").stream_parser("gemini-x")
+    parser.feed(Event(data=json.dumps(_START)))
+    event = {"candidates": [{"content": {"role": "model", "parts": [{"text": " there"}]},
+                             "index": 0}]}
+    assert [chunk.content for chunk in parser._text_only(event)] == [" there"]

@@ -227,3 +227,20 @@ def test_500_plain_text_body_is_provider_error():
     error = ollama.parse_error(500, "Internal Server Error", {}, "m")
     assert isinstance(error, errors.ProviderError)
     assert error.message == "Internal Server Error"
+
+
+def test_created_at_is_parsed_once_per_second_with_the_same_result():
+    from litestream.providers import ollama
+
+    values = [
+        "2025-10-26T17:15:24.097767Z", "2025-10-26T17:15:24.1Z", "2025-10-26T17:15:24.999999999Z",
+        "2025-10-26T17:15:25.000001Z", "2025-10-26T17:15:25.5+02:00", "2025-10-26T17:15:25.6+02:00",
+        "2025-10-26T17:15:25.6-05:30", "2025-10-26T17:15:25Z", "2025-10-26T17:15:25.09x7Z",
+        "2025-10-26T17:15:25.1Z", " 2025-10-26T17:15:25.2Z ", "2025-13-40T17:15:25.2Z",
+        "2025-10-26T17:15:26.123", "2025-10-26T17:15:26.456", 7, None,
+    ]
+    parser = get_provider("ollama").stream_parser("llama")
+    for value in values:
+        expected = ollama._timestamp(value) or parser.created
+        parser.created = parser._timestamp(value) or parser.created
+        assert parser.created == expected, value
