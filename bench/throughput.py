@@ -151,6 +151,34 @@ def litestream_stream(port: int, kind: str, first: Optional[list] = None) -> int
     return count
 
 
+def litestream_text(port: int, kind: str, first: Optional[list] = None) -> int:
+    """litestream, the consumer reading each chunk's text (what a chat UI does)."""
+    import litestream
+
+    count = 0
+    stream = litestream.completion(
+        "openai", "bench-model", _request_body(kind),
+        {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1"})
+    for chunk in stream:
+        litestream.extract_content(chunk)
+        count += 1
+    return count
+
+
+def litestream_choices(port: int, kind: str, first: Optional[list] = None) -> int:
+    """litestream, the consumer reading ``chunk.choices[0].delta`` (which builds the choice)."""
+    import litestream
+
+    count = 0
+    stream = litestream.completion(
+        "openai", "bench-model", _request_body(kind),
+        {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1"})
+    for chunk in stream:
+        chunk.choices[0].delta.content  # noqa: B018 - the read is the point
+        count += 1
+    return count
+
+
 def openai_sdk(port: int, kind: str, first: Optional[list] = None) -> int:
     import openai
 
@@ -226,6 +254,8 @@ FIRST_CHUNK_P10: list[float] = []
 RAW = "raw http.client read1 + split + json.loads"
 REQUESTS = "requests iter_lines + json.loads"
 OURS = "litestream: for chunk in completion(...)"
+OURS_TEXT = "  same, reading extract_content(chunk)"
+OURS_CHOICES = "  same, reading chunk.choices[0].delta"
 SDK = "openai SDK"
 LITELLM = "litellm"
 
@@ -257,10 +287,11 @@ def main() -> None:
     sdks = [(SDK, openai_sdk)] + ([(LITELLM, litellm_sdk)] if has_litellm else [])
     litestream_stream(port, "small")  # warm up imports
     rows: dict[str, dict[str, Optional[float]]] = {}
+    readers = [(OURS_TEXT, litestream_text), (OURS_CHOICES, litestream_choices)]
     rows["one event per HTTP chunk, quiet"] = _rates(
-        [*raw_paths, (OURS, litestream_stream), *sdks[:1]], port, "big", args.runs)
-    rows["64 KiB HTTP chunks, quiet"] = _rates([*raw_paths, (OURS, litestream_stream)],
-                                               port, "wide", args.runs)
+        [*raw_paths, (OURS, litestream_stream), *readers, *sdks[:1]], port, "big", args.runs)
+    rows["64 KiB HTTP chunks, quiet"] = _rates(
+        [*raw_paths, (OURS, litestream_stream), *readers], port, "wide", args.runs)
     raw_first, ours_first = _first_chunk_ms(port)
     busy = context.Process(target=_busy, daemon=True)
     busy.start()
@@ -292,6 +323,9 @@ def main() -> None:
         target = "0.4" if "load" in title else "0.5"
         if raw:
             print(f"  litestream / faster raw path: {ours / raw:6.2f}x  [>= {target}x]")
+            for name in (OURS_TEXT, OURS_CHOICES):
+                if rates.get(name):
+                    print(f"  {name.strip()}: {(rates[name] or 0) / raw:6.2f}x the raw path")
         if "load" not in title and CPU_US.get((kind, OURS)):
             raw_cpu = min(CPU_US.get((kind, RAW), 1e9), CPU_US.get((kind, REQUESTS), 1e9))
             print(f"  CPU per chunk, leanest raw path / litestream: "

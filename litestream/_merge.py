@@ -149,13 +149,7 @@ class _MergeState:
                     self._wake_watchers()
                 if type(item) is not _End:
                     return True, item
-                self._finish(item.source)
-                error = item.error
-                if error is not None:
-                    item.error = None
-                    if hasattr(error, "channel"):
-                        error.channel = item.source.handle
-                    raise error
+                self.end_of(item)
                 continue
             with self.lock:
                 if not ready:
@@ -188,6 +182,16 @@ class _MergeState:
                 self._finish(source)
                 continue
             return True, (source.handle, value)
+
+    def end_of(self, end: _End) -> None:
+        """Take a source's end out of ``pending``: stop watching it; raise its error, if any."""
+        self._finish(end.source)
+        error = end.error
+        if error is not None:
+            end.error = None
+            if hasattr(error, "channel"):
+                error.channel = end.source.handle
+            raise error
 
     def _finish(self, source: _Source) -> None:
         """Stop watching a closed, drained source; close the merge after the last one."""
@@ -267,6 +271,25 @@ class _MergedChannel(ReceiveChannel["tuple[ReceiveChannel[Any], Any]"]):
         # The sources' watchers hold the state, never this handle, so an
         # abandoned merge is collected and stops watching (or closes) its sources.
         self._finalizer = weakref.finalize(self, state.close)
+
+    def get(self, timeout: Optional[float] = None) -> Optional[tuple[ReceiveChannel[Any], Any]]:
+        """Take the next ``(source, value)`` pair, waiting while none is ready.
+
+        As :meth:`ReceiveChannel.get`; a pair the merge already holds is
+        handed over without the general way's calls (``get`` in a loop is
+        how a merge is read).
+        """
+        state = self._state
+        pending = state.pending
+        while timeout is None and pending and not state.watchers:
+            try:
+                item = pending.popleft()
+            except IndexError:  # another reader took the last one
+                break
+            if type(item) is tuple:
+                return item
+            state.end_of(item)
+        return super().get(timeout)
 
 
 def merge(

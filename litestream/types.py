@@ -200,6 +200,11 @@ class Chunk:
     chunk came from (``None`` for chunks built otherwise), so that what the
     normalized shape cannot express (built-in tool calls, new event types)
     stays reachable. It takes no part in equality and is not in ``to_dict()``.
+
+    A chunk that is one piece of text (most of a stream) is made with just
+    its text: its ``choices`` are built the first time they are read, and
+    ``content`` reads the text without building them. Nothing else about
+    the chunk differs.
     """
 
     id: Optional[str] = None
