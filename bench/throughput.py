@@ -136,15 +136,18 @@ def requests_iter_lines(port: int, kind: str, first: Optional[list] = None) -> i
     return count
 
 
-def litestream_stream(port: int, kind: str, first: Optional[list] = None) -> int:
+def _litestream_completion(port: int, kind: str):  # noqa: ANN202 - a litestream Stream
     import litestream
 
-    started = time.perf_counter()
-    count = 0
-    stream = litestream.completion(
+    return litestream.completion(
         "openai", "bench-model", _request_body(kind),
         {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1"})
-    for _chunk in stream:
+
+
+def litestream_stream(port: int, kind: str, first: Optional[list] = None) -> int:
+    started = time.perf_counter()
+    count = 0
+    for _chunk in _litestream_completion(port, kind):
         if first is not None and count == 0:
             first.append(time.perf_counter() - started)
         count += 1
@@ -153,27 +156,19 @@ def litestream_stream(port: int, kind: str, first: Optional[list] = None) -> int
 
 def litestream_text(port: int, kind: str, first: Optional[list] = None) -> int:
     """litestream, the consumer reading each chunk's text (what a chat UI does)."""
-    import litestream
+    from litestream import extract_content
 
     count = 0
-    stream = litestream.completion(
-        "openai", "bench-model", _request_body(kind),
-        {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1"})
-    for chunk in stream:
-        litestream.extract_content(chunk)
+    for chunk in _litestream_completion(port, kind):
+        extract_content(chunk)
         count += 1
     return count
 
 
 def litestream_choices(port: int, kind: str, first: Optional[list] = None) -> int:
     """litestream, the consumer reading ``chunk.choices[0].delta`` (which builds the choice)."""
-    import litestream
-
     count = 0
-    stream = litestream.completion(
-        "openai", "bench-model", _request_body(kind),
-        {"api_key": "bench", "api_base": f"http://127.0.0.1:{port}/v1"})
-    for chunk in stream:
+    for chunk in _litestream_completion(port, kind):
         chunk.choices[0].delta.content  # noqa: B018 - the read is the point
         count += 1
     return count

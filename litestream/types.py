@@ -266,19 +266,8 @@ class Chunk:
             data["usage"] = self.usage.to_dict()
         return data
 
-class _TokenChoices:
-    """``Chunk.choices``, built on first read for a chunk made as one token of text.
-
-    Parsing makes one chunk per streamed token, and most are read once, if
-    at all, for their text. So the parsers' short ways (see
-    :mod:`litestream._construct`) store just the text in the ``choices``
-    slot, and this descriptor turns it into ``(Choice(0, Delta(content=text)),)``
-    the first time ``choices`` is read (``content`` and ``has_content`` read
-    the text as it is). Equality, hashing, ``repr``, ``to_dict()``,
-    :func:`attrs.evolve` and pickling all read ``choices`` through here, so
-    no caller can tell the two kinds of chunk apart. Two threads reading a
-    fresh chunk at once may each build the tuple; they build equal ones.
-    """
+class _SlotView:
+    """A data descriptor in front of one of ``Chunk``'s slots: reads go through ``__get__``."""
 
     __slots__ = ("slot",)
 
@@ -286,34 +275,48 @@ class _TokenChoices:
         #: The member descriptor of the underlying slot (what attrs made).
         self.slot = slot
 
-    def __get__(self, chunk: Optional[Chunk], owner: Optional[type] = None) -> Any:
-        if chunk is None:
-            return self
-        choices = self.slot.__get__(chunk, owner)
-        if type(choices) is str:
-            choices = (Choice(0, Delta(content=choices)),)
-            self.slot.__set__(chunk, choices)
-        return choices
-
-    def __set__(self, chunk: Chunk, value: Tuple[Choice, ...]) -> None:
+    def __set__(self, chunk: Chunk, value: Any) -> None:
         self.slot.__set__(chunk, value)
 
     def __delete__(self, chunk: Chunk) -> None:
         self.slot.__delete__(chunk)
 
 
-class _ReadOnlyEvent:
+class _TokenChoices(_SlotView):
+    """``Chunk.choices``, built on first read for a chunk made as one token of text.
+
+    Parsing makes one chunk per streamed token, and most are read once, if
+    at all, for their text. So the parsers' short ways (see
+    ``litestream._construct.text_chunk``) store just the text in the
+    ``choices`` slot, and this descriptor turns it into
+    ``(Choice(0, Delta(content=text)),)`` the first time ``choices`` is read
+    (``content`` and ``has_content`` read the text as it is). Equality,
+    hashing, ``repr``, ``to_dict()``, :func:`attrs.evolve` and pickling all
+    read ``choices`` through here, so no caller can tell the two kinds of
+    chunk apart. Two threads reading a fresh chunk at once may each build
+    the tuple; they build equal ones.
+    """
+
+    __slots__ = ()
+
+    def __get__(self, chunk: Optional[Chunk], owner: Optional[type] = None) -> Any:
+        if chunk is None:
+            return self
+        choices = self.slot.__get__(chunk, owner)
+        if type(choices) is str:
+            choices = (_construct.make_choice(0, _construct.make_delta(content=choices)),)
+            self.slot.__set__(chunk, choices)
+        return choices
+
+
+class _ReadOnlyEvent(_SlotView):
     """``Chunk.provider_event``: a decoded event the parsers stored as it is, wrapped on first read.
 
     The read-only view costs an object per chunk that few callers ever
     look at, so it is made when ``provider_event`` is first read (and kept).
     """
 
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: Any) -> None:
-        #: The member descriptor of the underlying slot (what attrs made).
-        self.slot = slot
+    __slots__ = ()
 
     def __get__(self, chunk: Optional[Chunk], owner: Optional[type] = None) -> Any:
         if chunk is None:
@@ -323,12 +326,6 @@ class _ReadOnlyEvent:
             event = MappingProxyType(event)
             self.slot.__set__(chunk, event)
         return event
-
-    def __set__(self, chunk: Chunk, value: Optional[Mapping[str, Any]]) -> None:
-        self.slot.__set__(chunk, value)
-
-    def __delete__(self, chunk: Chunk) -> None:
-        self.slot.__delete__(chunk)
 
 
 #: The slots behind ``Chunk.choices`` and ``Chunk.provider_event`` (for the
@@ -460,3 +457,7 @@ def extract_content(value: Union[Response, Chunk, None]) -> Optional[str]:
     if isinstance(value, (Chunk, Response)):
         return value.content
     raise TypeError(f"extract_content takes a Chunk or a Response, not {type(value).__name__}")
+
+
+# Last: litestream._construct builds these classes (and may be what imported this module).
+from litestream import _construct  # noqa: E402
