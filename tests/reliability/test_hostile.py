@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
 import zlib
 
 import pytest
@@ -17,6 +18,7 @@ from _raw_server import RawServer, read_request
 import litestream as ls
 from litestream import errors
 from litestream._body import MAX_INFLATE_PER_READ
+from litestream._channel_state import _ChannelState
 from litestream.transport import MAX_ERROR_BODY, MAX_RESPONSE_BODY
 
 pytestmark = pytest.mark.timeout(30)
@@ -147,23 +149,29 @@ def test_a_redirect_is_not_followed_and_sends_no_credentials_elsewhere(status, s
 
 # -- compression --------------------------------------------------------------
 
-def test_a_gzip_stream_keeps_backpressure_with_a_paused_consumer():
+def test_a_gzip_stream_keeps_backpressure_with_a_paused_consumer(monkeypatch):
     body = gzip.compress(EVENT * 20000)
     head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body))
+    full_at_a_put = threading.Event()
+    put_many = _ChannelState.put_many
+
+    def noting_put_many(state, values):
+        if state._full():
+            full_at_a_put.set()  # the reader is about to wait for the consumer
+        return put_many(state, values)
+
+    monkeypatch.setattr(_ChannelState, "put_many", noting_put_many)
     with RawServer(answer(head, body)) as server:
         stream = stream_of(server, buffer=8)
-        assert stream.get(timeout=10).content == "hello"
-        # The reader fills the buffer and then waits: it holds at most the
-        # buffer plus the chunks of one read (64 KiB inflated), of 20,000.
-        state = stream._state
-        one_read = MAX_INFLATE_PER_READ // len(EVENT) + 1
         try:
+            assert stream.get(timeout=10).content == "hello"
+            assert full_at_a_put.wait(10)
+            # The reader filled the buffer and waits: it holds at most the
+            # buffer plus the chunks of one read (64 KiB inflated), of 20,000.
+            state = stream._state
             with state.lock:
-                while state.waiting_putters == 0:
-                    state.not_empty.wait(5)
-                assert state.waiting_putters == 1
-                assert len(state.buffer) <= 8 + one_read
+                assert 8 <= len(state.buffer) <= 8 + MAX_INFLATE_PER_READ // len(EVENT) + 1
         finally:
             stream.close()
 
