@@ -21,6 +21,7 @@ from litestream.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    _token_text,
 )
 
 __all__ = ["ResponseBuilder"]
@@ -176,6 +177,14 @@ class ResponseBuilder:
             self.created = chunk.created
         if chunk.usage is not None:
             self.usage = chunk.usage
+        text = _token_text(chunk)
+        if text is not None:  # one token of text: the same as its choice, without building it
+            parts = self._choices.get(0)
+            if parts is None:
+                parts = self._choices[0] = _ChoiceParts()
+            if text:
+                parts.content.append(text)
+            return
         for choice in chunk.choices:
             parts = self._choices.get(choice.index)
             if parts is None:

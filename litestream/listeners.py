@@ -54,7 +54,7 @@ import attrs
 
 from litestream.cost import cost_of
 from litestream.tokens import estimate_tokens
-from litestream.types import Chunk, Response, Usage
+from litestream.types import Chunk, Response, Usage, _token_text
 
 __all__ = [
     "OUTCOMES",
@@ -281,6 +281,10 @@ class CallMonitor:
             else:
                 self._intervals.append(now - self._last_chunk_at)
             self._last_chunk_at = now
+            text = _token_text(chunk)
+            if text is not None:  # one token of text: read without building its choice
+                self._pieces.append(text)
+                continue
             for choice in chunk.choices:
                 delta = choice.delta
                 if choice.index == 0 and delta.content:

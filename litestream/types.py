@@ -328,6 +328,16 @@ class _ReadOnlyEvent(_SlotView):
         return event
 
 
+def _token_text(chunk: Chunk) -> Optional[str]:
+    """Return the text of a chunk made as one token whose choice is not built yet, else None.
+
+    For readers inside litestream that would only take the text out of the
+    choice again (:class:`litestream._builder.ResponseBuilder`).
+    """
+    choices = _CHOICES_SLOT.__get__(chunk)
+    return choices if type(choices) is str else None
+
+
 #: The slots behind ``Chunk.choices`` and ``Chunk.provider_event`` (for the
 #: builders of litestream._construct, which may store a token's text or a
 #: plain decoded dict there).

@@ -114,6 +114,25 @@ def test_builder_joins_text_and_keeps_metadata() -> None:
     assert response.choices[0].message.role == "assistant"
 
 
+def test_builder_reads_token_chunks_without_building_their_choices() -> None:
+    from litestream._construct import text_chunk
+
+    def tokens() -> list[Chunk]:
+        return [text_chunk("chatcmpl-1", "m-1", "openai", 1700000000, 0, text, None)
+                for text in ("Hel", "", "lo")]
+
+    lazy = ResponseBuilder()
+    chunks = tokens()
+    for each in chunks:
+        lazy.add(each)
+    assert all(type(Chunk.choices.slot.__get__(each)) is str for each in chunks)
+    eager = ResponseBuilder()
+    for each in tokens():
+        each.choices  # noqa: B018 - built first: the general way
+        eager.add(each)
+    assert lazy.build() == eager.build() and lazy.build().content == "Hello"
+
+
 def test_builder_merges_parallel_tool_calls_by_index() -> None:
     response = build(
         chunk(role="assistant", tools=(ToolCallDelta(0, "call_a", "get_weather", ""),)),
