@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Optional, Sequence, TypeVar
+from typing import Any, Iterator, Optional, Sequence, TypeVar
 
 from litestream._channel_state import ChannelStatistics, wait_on
 from litestream._checks import check_maxsize, describe
@@ -290,6 +290,15 @@ class _MergedChannel(ReceiveChannel["tuple[ReceiveChannel[Any], Any]"]):
                 return item
             state.end_of(item)
         return super().get(timeout)
+
+    def __iter__(self) -> Iterator[tuple[ReceiveChannel[Any], Any]]:
+        """Yield ``(source, value)`` pairs until every source has ended, through :meth:`get`."""
+        get = self.get
+        while True:
+            pair = get()
+            if pair is None:
+                return
+            yield pair
 
 
 def merge(
