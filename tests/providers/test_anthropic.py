@@ -537,3 +537,68 @@ def test_body_cut_in_message_stop_after_the_stop_reason_ends_cleanly(stream_http
     result = stream_http(PROVIDER, body)
     assert result.error is None
     assert result.content == "Hi" and result.finish_reason == "stop"
+
+
+# The short way for text deltas (AnthropicStreamParser.feed_many) against feed().
+_OPENING = [
+    Event(event="message_start", data=json.dumps({"type": "message_start", "message": {
+        "id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 3}}})),
+    Event(event="content_block_start", data=json.dumps({
+        "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "text_delta", "text": " there"}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "text_delta", "text": ""}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "text_delta", "text": 7}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "thinking_delta", "thinking": "hm"}}),
+    ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": " x"}}),
+    ("content_block_delta", {"type": "message_stop"}),
+    ("content_block_delta", {"type": "content_block_delta", "delta": ["text_delta"]}),
+    ("content_block_delta", " {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": "
+                            "{\"type\": \"text_delta\", \"text\": \" padded\"}} "),
+    ("content_block_delta", "{\"type\": \"content_block_delta\"} trailing}"),
+    ("content_block_delta", "{not json}"),
+    ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+    (None, {"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": " unnamed"}}),
+])
+def test_the_short_way_for_text_deltas_gives_what_feed_gives(name, data):
+    text = data if isinstance(data, str) else json.dumps(data)
+    events = [*_OPENING, Event(event=name, data=text),
+              Event(event="content_block_delta", data=json.dumps({
+                  "type": "content_block_delta", "index": 0,
+                  "delta": {"type": "text_delta", "text": " after"}}))]
+
+    def outcome(batched: bool):
+        parser = get_provider("anthropic").stream_parser("claude-x")
+        chunks: list = []
+        try:
+            if batched:
+                parser.feed_many(events, chunks)
+            else:
+                for event in events:  # what StreamParser.feed_many does
+                    if parser.done:
+                        break
+                    chunks.extend(parser.feed(event))
+        except errors.LitestreamError as error:
+            return [chunk.to_dict() for chunk in chunks], repr(error), parser.provider_event
+        return [chunk.to_dict() for chunk in chunks], None, parser.provider_event
+
+    assert outcome(batched=True) == outcome(batched=False)
+
+
+def test_a_text_delta_takes_the_short_way(monkeypatch):
+    parser = get_provider("anthropic").stream_parser("claude-x")
+    parser.feed_many(_OPENING, [])
+    monkeypatch.setattr(parser, "feed", lambda event: pytest.fail("took the general way"))
+    chunks: list = []
+    parser.feed_many([Event(event="content_block_delta", data=json.dumps({
+        "type": "content_block_delta", "index": 0,
+        "delta": {"type": "text_delta", "text": " there"}}))], chunks)
+    assert [chunk.content for chunk in chunks] == [" there"]
