@@ -23,7 +23,7 @@ from litestream.providers._wire import (
     load_error_json,
     parse_usage,
 )
-from litestream.providers.base import StreamParser
+from litestream.providers.base import StreamParser, whole_json_object
 from litestream.types import (
     Choice,
     Chunk,
@@ -37,9 +37,6 @@ __all__ = [
     "OpenAIStreamParser", "arguments_text", "call_name_and_arguments", "extras",
     "normalize_finish_reason", "split_content", "text_and_reasoning",
 ]
-
-#: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
-_scan_json = json.JSONDecoder().scan_once
 
 _FINISH_REASONS = {
     "stop": "stop",
@@ -118,11 +115,8 @@ class OpenAIStreamParser(StreamParser):
         if event.event is None and data[0] == "{":
             # The common event, the next piece of text of a known response,
             # takes the short way; anything else falls through unchanged.
-            try:
-                payload, end = _scan_json(data, 0)
-            except (StopIteration, ValueError, RecursionError):
-                payload, end = None, 0
-            if end == len(data) and type(payload) is dict:
+            payload = whole_json_object(data)
+            if payload is not None:
                 return self._feed_object(payload)
         with attribute_errors(self.provider, self.model):
             if event.event == "error":
@@ -146,11 +140,8 @@ class OpenAIStreamParser(StreamParser):
             data = event.data
             if data[:1] == "{" and data[-1:] == "}" and event.event is None \
                     and not event.unframed:
-                try:
-                    payload, end = _scan_json(data, 0)
-                except (StopIteration, ValueError, RecursionError):
-                    payload, end = None, 0
-                if end == len(data) and type(payload) is dict:
+                payload = whole_json_object(data)
+                if payload is not None:
                     self.provider_event = payload
                     produced = self._text_chunk(payload)
                     if produced is None:

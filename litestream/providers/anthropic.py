@@ -35,7 +35,7 @@ from litestream.providers._wire import (
     load_error_json,
     retype_error,
 )
-from litestream.providers.base import Provider, StreamParser
+from litestream.providers.base import Provider, StreamParser, whole_json_object
 from litestream.types import (
     Chunk,
     Delta,
@@ -204,9 +204,6 @@ def reasoning_detail(block: Mapping[str, Any], index: int) -> Optional[dict[str,
 # Stream parsing
 # ---------------------------------------------------------------------------
 
-#: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
-_scan_json = json.JSONDecoder().scan_once
-
 
 class AnthropicStreamParser(StreamParser):
     """Turns Messages API events into chunks.
@@ -254,12 +251,8 @@ class AnthropicStreamParser(StreamParser):
             data = event.data
             if event.event == "content_block_delta" and data[:1] == "{" \
                     and data[-1:] == "}" and not event.unframed:
-                try:
-                    payload, end = _scan_json(data, 0)
-                except (StopIteration, ValueError, RecursionError):
-                    payload, end = None, 0
-                if end == len(data) and type(payload) is dict \
-                        and payload.get("type") == "content_block_delta":
+                payload = whole_json_object(data)
+                if payload is not None and payload.get("type") == "content_block_delta":
                     delta = payload.get("delta")
                     if type(delta) is dict and delta.get("type") == "text_delta":
                         text = delta.get("text")

@@ -31,6 +31,20 @@ from litestream.wire import Event, HTTPRequest
 #: The C scanner behind ``json.loads``, without its wrapper: ``(value, end)``.
 _scan_json = json.JSONDecoder().scan_once
 
+
+def whole_json_object(data: str) -> Optional[dict[str, Any]]:
+    """Return ``data`` decoded if it is exactly one JSON object, with nothing around it; else None.
+
+    The parsers' short ways for their most common event use it; anything
+    else (another JSON value, surrounding text, malformed JSON) is left to
+    their general way, which reports it.
+    """
+    try:
+        value, end = _scan_json(data, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    return value if end == len(data) and type(value) is dict else None
+
 __all__ = [
     "Provider",
     "StreamParser",
