@@ -65,6 +65,8 @@ class BodyReader:
         self._ticket: Optional[_poller.Ticket] = None
         #: Whether the socket file's buffer may hold bytes (no wait for the socket then).
         self._buffered = True
+        #: Whether the next read goes on without the poller (its caller parked for it).
+        self._parked = False
         if poll and self._fallback is None:
             sock = getattr(getattr(socket_file, "raw", None), "_sock", None)
             # TLS sockets stay out: a readable socket may hold part of a record
@@ -104,6 +106,22 @@ class BodyReader:
             if text:
                 return text
 
+    def park_ticket(self) -> Optional[_poller.Ticket]:
+        """Return the ticket to park on before the next read, or None to read at once.
+
+        None when the next read needs no wait through the poller (bytes are
+        buffered, the body is done, the poller is not in use): then just
+        read. Otherwise the caller parks on the ticket (or, when parking is
+        refused, does not) and then reads: that read waits for nothing more.
+        """
+        ticket = self._ticket
+        if (ticket is None or self._buffered or self.complete or self._error is not None
+                or self._decompressor is not None or not _poller.crowded()):
+            return None
+        ticket.end_turn()
+        self._parked = True
+        return ticket
+
     def end_turn(self) -> None:
         """Let the next polled reader run: the last read's bytes are parsed."""
         ticket = self._ticket
@@ -121,9 +139,12 @@ class BodyReader:
         """One read of the socket file, through the poller when it is in use."""
         ticket = self._ticket
         if ticket is not None:
-            ticket.end_turn()  # never hold a turn across a read that may block
-            if not self._buffered:
-                ticket.wait()
+            if self._parked:
+                self._parked = False  # the turn came (or the poller is not in use)
+            else:
+                ticket.end_turn()  # never hold a turn across a read that may block
+                if not self._buffered:
+                    ticket.wait()
             data = self._file.read1(size)
             # read1 empties the buffer unless it held at least ``size`` bytes
             # (a BufferedReader's first read1 after the headers may return bytes

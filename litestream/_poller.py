@@ -25,6 +25,14 @@ for their turn with data. The thread starts with the first waiting reader
 and ends once none has waited for :data:`_LINGER` seconds; it holds file
 descriptor numbers only, never a socket object.
 
+A reader may also *park* instead of waiting (:meth:`Ticket.park`): its
+stream then holds no thread while it waits. When its turn comes the poller
+calls the ``resume`` it was given (outside the poller's lock), which runs the
+stream's next read in whatever reader thread is free
+(:mod:`litestream._reader`, :mod:`litestream._workers`). A thousand idle
+streams then need no thousand parked threads, and a thread whose stream has
+ended goes on with another stream's read instead of ending.
+
 Linux only (``select.epoll``); elsewhere every reader blocks in ``recv``.
 """
 
@@ -34,7 +42,7 @@ import os
 import select
 import threading
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 __all__ = ["POLL_THRESHOLD", "TURNS", "Ticket", "crowded", "ticket"]
 
@@ -67,7 +75,7 @@ class Ticket:
     use: :meth:`wait` returns at once below the threshold.
     """
 
-    __slots__ = ("fd", "state", "gate", "epoll", "_poller")
+    __slots__ = ("fd", "state", "gate", "epoll", "resume", "_poller")
 
     def __init__(self, poller: _Poller, fd: int) -> None:
         self.fd = fd
@@ -76,6 +84,8 @@ class Ticket:
         self.gate.acquire()
         #: The epoll object the descriptor is registered with, if any.
         self.epoll: Optional[select.epoll] = None
+        #: What to call, instead of releasing ``gate``, when a parked reader's turn comes.
+        self.resume: Optional[Callable[[], None]] = None
         self._poller = poller
 
     def wait(self) -> None:
@@ -91,6 +101,26 @@ class Ticket:
         if not poller.arm(self):
             return
         self.gate.acquire()
+
+    def park(self, resume: Callable[[], None]) -> bool:
+        """Wait for the socket without a thread: ``resume()`` runs when the turn comes.
+
+        Returns False, with nothing armed, while no more than
+        :data:`POLL_THRESHOLD` readers are open or when the socket cannot be
+        watched: the caller then reads at once, blocking in ``recv``. Once
+        it returns True the caller must not touch the reader's state again:
+        ``resume`` may already run in another thread. ``resume`` is called
+        from the thread that grants the turn, outside the poller's lock,
+        and must not block.
+        """
+        poller = self._poller
+        if poller is None or poller.open <= POLL_THRESHOLD or self.state != _IDLE:
+            return False
+        self.resume = resume
+        if poller.arm(self):
+            return True
+        self.resume = None
+        return False
 
     def end_turn(self) -> None:
         """Let the next ready reader run: this one has read and parsed its bytes."""
@@ -154,15 +184,19 @@ class _Poller:
         with self.lock:
             ticket.state = _IDLE
             self.running -= 1
-            self._grant()
+            resumes = self._grant()
+        if resumes:
+            _call_each(resumes)
 
     def leave(self, ticket: Ticket) -> None:
+        resumes = None
         with self.lock:
             self.open -= 1
             if ticket.state == _RUNNING:
                 self.running -= 1
-                self._grant()
+                resumes = self._grant()
             ticket.state = _IDLE
+            ticket.resume = None
             if self.tickets.get(ticket.fd) is ticket:
                 del self.tickets[ticket.fd]
             epoll = ticket.epoll
@@ -172,15 +206,30 @@ class _Poller:
                     epoll.unregister(ticket.fd)
                 except (OSError, ValueError):
                     pass  # already gone with its socket
+        if resumes:
+            _call_each(resumes)
 
-    def _grant(self) -> None:
-        # Called with the lock held.
+    def _grant(self) -> Optional[list[Callable[[], None]]]:
+        """Give free turns to ready readers; return the parked ones' resumes (lock held).
+
+        The caller calls them once it has released the lock.
+        """
         ready = self.ready
+        resumes = None
         while self.running < TURNS and ready:
             ticket = ready.popleft()
             ticket.state = _RUNNING
             self.running += 1
-            ticket.gate.release()
+            resume = ticket.resume
+            if resume is None:
+                ticket.gate.release()
+                continue
+            ticket.resume = None
+            if resumes is None:
+                resumes = [resume]
+            else:
+                resumes.append(resume)
+        return resumes
 
     def _run(self, epoll: select.epoll) -> None:
         tickets = self.tickets
@@ -203,7 +252,7 @@ class _Poller:
                         ready.appendleft(ticket)
                     else:
                         ready.append(ticket)
-                self._grant()
+                resumes = self._grant() if events else None
                 if not events and not self.armed:
                     # Nobody waited for a while: end, and let the next waiter start a thread.
                     self.epoll = None
@@ -211,6 +260,14 @@ class _Poller:
                     tickets.clear()
                     epoll.close()
                     return
+            if resumes:
+                _call_each(resumes)
+
+
+def _call_each(resumes: list[Callable[[], None]]) -> None:
+    # A resume hands a parked stream to a reader thread; it deals with its own failures.
+    for resume in resumes:
+        resume()
 
 
 _poller = _Poller()
@@ -236,6 +293,11 @@ def ticket(fd: int) -> Optional[Ticket]:
     return _poller.ticket(fd)
 
 
+#: Pollers replaced after a fork, kept: freeing one would close the parked
+#: streams it holds, whose readers (and their lock) belong to the parent.
+_orphans: list[_Poller] = []
+
+
 def _new_poller() -> None:
     # A child process shares the parent's epoll set through the inherited
     # descriptor: it must never touch it, and its lock may have been held.
@@ -243,6 +305,8 @@ def _new_poller() -> None:
     old, _poller = _poller, _Poller()
     if old.epoll is not None:
         old.epoll.close()
+    if old.tickets:
+        _orphans.append(old)
 
 
 if hasattr(os, "register_at_fork"):

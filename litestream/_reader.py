@@ -10,6 +10,14 @@ mapped by :mod:`litestream._exceptions`.
 The reader never holds a reference to the user's stream handle: only the
 channel state. So an abandoned stream is garbage-collected, and its
 finalizer cancels the reader.
+
+The reader's work is a generator (:meth:`Reader._run`) that a thread
+drives. While few streams are open it runs to its end in the thread it
+started in, blocking in ``recv`` between reads. While many are open
+(:func:`litestream._poller.crowded`) it yields before a read that would
+wait: the stream parks (:meth:`litestream._poller.Ticket.park`), its thread
+is free for other streams, and when the socket is readable and a turn is
+free some reader thread runs it on (:func:`litestream._workers.resume`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Optional
+from typing import Any, Generator, Optional
 
 from litestream import _poller, _workers, errors
 from litestream._body import BodyReader, read_capped
@@ -90,12 +98,17 @@ class Reader:
         self.retry_wait = threading.Event()
         #: The Stream's finalizer (it calls :meth:`cancel`), detached once the run is over.
         self.finalizer: Optional[weakref.finalize] = None
-        #: Set once :meth:`run` has returned (None until :meth:`start`).
+        #: Set once the request's work is over (None until :meth:`start`).
         self.finished: Optional[threading.Event] = None
+        self._thread_name = f"litestream-reader-{provider.name}"
+        #: The work (:meth:`_run`) once started, until it is over.
+        self._steps: Optional[Generator[_poller.Ticket, None, None]] = None
 
     def start(self) -> None:
-        """Run :meth:`run` in a reader thread (see :mod:`litestream._workers`)."""
-        self.finished = _workers.start(self.run, f"litestream-reader-{self.provider.name}")
+        """Run the request in a reader thread (see :mod:`litestream._workers`)."""
+        self.finished = threading.Event()
+        self._steps = self._run()
+        _workers.start(self.run, self._thread_name, self.finished)
 
     @property
     def deadline_error(self) -> Optional[errors.LitestreamError]:
@@ -121,48 +134,99 @@ class Reader:
 
     # -- the thread --------------------------------------------------------
 
-    def run(self) -> None:
-        """Run the attempts, release the connection, then close the channel (the thread body).
+    def run(self) -> bool:
+        """Do the request's work until it is over (True) or the stream parks (False).
 
-        The monitor's ``on_end`` fires here, once, before the consumer can
-        see the end: with the error, as cancelled when the stream was closed
-        before the provider's final event, else as complete.
+        The body of a reader thread: :meth:`start` and every resume of a
+        parked stream run it. Once it returned False, another thread may
+        already be running it again.
+        """
+        steps = self._steps
+        assert steps is not None, "run() before start() or after the end"
+        while True:
+            try:
+                ticket = next(steps)
+            except StopIteration:
+                self._steps = None
+                return True
+            # This thread's sends are over: its socket guard is the stream's alone.
+            current.guard = None
+            if ticket.park(self._resume):
+                return _workers.PARKED
+            # Not parked (few streams open now): read at once, in this thread.
+
+    def _resume(self) -> None:
+        # Called by the poller, outside its lock, when a parked stream's turn comes.
+        assert self.finished is not None
+        try:
+            _workers.resume(self.run, self._thread_name, self.finished)
+        except BaseException as error:  # no thread to be had: end the stream with the error
+            steps, self._steps = self._steps, None
+            try:
+                if steps is not None:
+                    steps.throw(error)  # delivered after the chunks, then the teardown
+            except StopIteration:
+                pass
+            except BaseException:  # never into the poller's thread
+                logger.exception("ending a stream that could not get a thread failed")
+            finally:
+                self.finished.set()
+
+    def _run(self) -> Generator[_poller.Ticket, None, None]:
+        """Run the attempts, release the connection, then close the channel.
+
+        Yields the socket's ticket before a read that would wait for the
+        poller (see :meth:`run`). The monitor's ``on_end`` fires here, once,
+        before the consumer can see the end: with the error, as cancelled
+        when the stream was closed before the provider's final event, else
+        as complete.
         """
         reached_eof = False
+        abandoned = False
         try:
             self.deadlines.start()
-            reached_eof = self._attempts()
+            reached_eof = yield from self._attempts()
+        except GeneratorExit:
+            # Dropped while parked, by a poller left behind in a forked child
+            # or at interpreter exit: as a daemon thread there, touch nothing.
+            abandoned = True
+            raise
         except BaseException as error:  # delivered in order, never lost
             self._deliver_error(error)
         finally:
-            self.deadlines.stop()
-            if self.body is not None:
-                self.body.close()  # out of the poller before the socket is released
-            self.socket_guard.release()
-            with self.lock:
-                reusable = reached_eof and not self.cancelled
-            response, self.response, self.body = self.response, None, None
-            if response is not None:
-                release(response, reusable)
-            current.guard = None
-            if self.monitor is not None:
-                self.monitor.end(None, cancelled=self.cancelled and not self.complete)
-                # The call's listeners may keep its end event, whose error's
-                # traceback holds the frame that holds the Stream: through the
-                # Stream's finalizer (a global registry) that would keep them
-                # all alive for good.
-                self.monitor = None
-            # Last: a consumer that sees the end and sends its next request
-            # at once finds this connection back in the pool.
-            self.state.close()
-            if self.finalizer is not None:
-                # Nothing is left to cancel. Kept, the Stream's finalizer (in a
-                # global registry) would keep this reader alive, and with it
-                # the error it delivered, whose traceback holds the consumer's
-                # frames and so the Stream itself: never collected.
-                self.finalizer.detach()
+            if not abandoned:
+                self._end(reached_eof)
 
-    def _attempts(self) -> bool:
+    def _end(self, reached_eof: bool) -> None:
+        """Release the connection (for reuse if ``reached_eof``), then close the channel."""
+        self.deadlines.stop()
+        if self.body is not None:
+            self.body.close()  # out of the poller before the socket is released
+        self.socket_guard.release()
+        with self.lock:
+            reusable = reached_eof and not self.cancelled
+        response, self.response, self.body = self.response, None, None
+        if response is not None:
+            release(response, reusable)
+        current.guard = None
+        if self.monitor is not None:
+            self.monitor.end(None, cancelled=self.cancelled and not self.complete)
+            # The call's listeners may keep its end event, whose error's
+            # traceback holds the frame that holds the Stream: through the
+            # Stream's finalizer (a global registry) that would keep them
+            # all alive for good.
+            self.monitor = None
+        # Last: a consumer that sees the end and sends its next request
+        # at once finds this connection back in the pool.
+        self.state.close()
+        if self.finalizer is not None:
+            # Nothing is left to cancel. Kept, the Stream's finalizer (in a
+            # global registry) would keep this reader alive, and with it
+            # the error it delivered, whose traceback holds the consumer's
+            # frames and so the Stream itself: never collected.
+            self.finalizer.detach()
+
+    def _attempts(self) -> Generator[_poller.Ticket, None, bool]:
         """Open the request, retrying as the retry policy says; then read the answer.
 
         As in the official SDKs, what is retried is a failure to get a
@@ -201,7 +265,7 @@ class Reader:
                     return False
                 continue
             self.response = response
-            return self._pump(response)
+            return (yield from self._pump(response))
         raise AssertionError("unreachable")
 
     def _put_many(self, chunks: list[Chunk]) -> bool:
@@ -235,8 +299,12 @@ class Reader:
                 status_code=response.status_code)
         return response
 
-    def _pump(self, response: AnyResponse) -> bool:
-        """Read and deliver until the provider's final event; True if the body reached EOF."""
+    def _pump(self, response: AnyResponse) -> Generator[_poller.Ticket, None, bool]:
+        """Read and deliver until the provider's final event; True if the body reached EOF.
+
+        Yields the socket's ticket before a read that would wait through
+        the poller, for :meth:`run` to park the stream on.
+        """
         max_event_size = self.options.max_event_size or DEFAULT_MAX_EVENT_SIZE
         decoder = make_decoder(self.http_request.framing, max_event_size)
         parser: EventParser = self.provider.stream_parser(self.model)
@@ -246,6 +314,9 @@ class Reader:
         excerpt = b""
         events_seen = False
         while True:
+            ticket = body.park_ticket()
+            if ticket is not None:
+                yield ticket
             data = body.read()
             if self.cancelled:
                 return False

@@ -11,6 +11,13 @@ new thread that ends with it, so do the streams of a burst that end long
 after it, and an idle process runs no reader thread once :data:`LINGER` has
 passed.
 
+A stream that parks (:meth:`litestream._poller.Ticket.park`, many streams
+open) leaves its thread while it waits for bytes: its target returns
+:data:`PARKED`, and its next read is handed to a thread with
+:func:`resume`. A thread that ran such a read waits up to :data:`LINGER`
+for the next one whether or not streams are starting: while many streams
+are parked, a read is due every few microseconds.
+
 A thread waiting for a stream is named ``litestream-idle``; while it reads
 one it is ``litestream-reader-<provider>``.
 """
@@ -22,7 +29,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-__all__ = ["IDLE_NAME", "LINGER", "end_idle", "start"]
+__all__ = ["IDLE_NAME", "LINGER", "PARKED", "end_idle", "resume", "start"]
 
 #: How long (seconds) a reader thread waits for the next stream, and how close
 #: together streams must start for it to wait at all.
@@ -30,7 +37,13 @@ LINGER = 0.005
 #: The name of a reader thread between two streams.
 IDLE_NAME = "litestream-idle"
 
-_Job = tuple[Callable[[], None], str, threading.Event, bool]
+#: What a target returns when its stream parked: it is not finished, and goes on through
+#: :func:`resume` in some thread later.
+PARKED = False
+
+Target = Callable[[], Optional[bool]]
+# (target, thread name, set once the target is finished, linger after it, linger whatever happens)
+_Job = tuple[Target, str, threading.Event, bool, bool]
 
 #: The clock that tells how close together streams start (tests replace it).
 clock = time.monotonic
@@ -40,25 +53,45 @@ _idle: list[_Worker] = []
 _last_start = float("-inf")
 
 
-def start(target: Callable[[], None], name: str) -> threading.Event:
-    """Run ``target`` in a reader thread named ``name``; return an Event set once it returned.
+def start(target: Target, name: str, finished: Optional[threading.Event] = None
+          ) -> threading.Event:
+    """Run ``target`` in a reader thread named ``name``; return an Event set once it finished.
 
     An idle reader thread takes it if there is one, else a new thread does.
+    ``finished`` (a new Event if None) is set once ``target`` returned
+    anything but :data:`PARKED`, or raised; after a ``PARKED``, by the
+    :func:`resume` call that finishes it.
     """
     global _last_start
-    finished = threading.Event()
+    if finished is None:
+        finished = threading.Event()
     now = clock()
     with _lock:
         linger = now - _last_start < LINGER
         _last_start = now
+    _run((target, name, finished, linger, False))
+    return finished
+
+
+def resume(target: Target, name: str, finished: threading.Event) -> None:
+    """Run the next step of a parked stream (``target``) in a reader thread named ``name``.
+
+    As :func:`start`, with the ``finished`` Event the stream started with.
+    The thread then waits up to :data:`LINGER` for the next step or stream.
+    Raises RuntimeError when no thread can be started.
+    """
+    _run((target, name, finished, True, True))
+
+
+def _run(job: _Job) -> None:
+    with _lock:
         worker = _idle.pop() if _idle else None
         if worker is not None:
-            worker.job = (target, name, finished, linger)
+            worker.job = job
     if worker is not None:
         worker.wake.release()
     else:
-        _Worker((target, name, finished, linger)).start()
-    return finished
+        _Worker(job).start()
 
 
 class _Worker(threading.Thread):
@@ -73,13 +106,14 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         job = self.job
         while job is not None:
-            target, name, finished, linger = job
+            target, name, finished, linger, keep = job
             # Nothing of the thread's may hold the stream's reader once it is
             # done: whoever waits for ``finished`` may expect it freed.
             job = self.job = None
             self.name = name
+            done = True
             try:
-                target()
+                done = target() is not PARKED
             except BaseException:
                 linger = False  # this thread ends: it must not be handed a stream
                 raise
@@ -89,15 +123,17 @@ class _Worker(threading.Thread):
                 self.name = IDLE_NAME
                 if linger:
                     with _lock:
-                        # Only while streams are still starting: after a burst
-                        # (a thousand streams opened at once, read for seconds)
-                        # none is coming, and a thousand threads waiting for
-                        # one cost a wake-up each (measured: about a tenth of
-                        # the aggregate rate of 1,000 streams through merge).
-                        linger = clock() - _last_start < LINGER
+                        # Only while streams are still starting or parked ones
+                        # still read: after a burst (a thousand streams opened
+                        # at once, read for seconds) none is coming, and a
+                        # thousand threads waiting for one cost a wake-up each
+                        # (measured: about a tenth of the aggregate rate of
+                        # 1,000 streams through merge).
+                        linger = keep or clock() - _last_start < LINGER
                         if linger:
                             _idle.append(self)
-                finished.set()
+                if done:
+                    finished.set()
             job = self._next_job() if linger else None
 
     def _next_job(self) -> Optional[_Job]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any, Optional
 from unittest import mock
 
 import pytest
+from reliability._raw_server import RawServer, read_request
 
 import litestream as ls
-from litestream import _poller, errors
+from litestream import _poller, _workers, errors
 from litestream.testing import FakeLLMServer
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -209,3 +211,115 @@ def test_the_poller_is_crowded_only_while_more_readers_than_the_threshold_are_op
             ticket.close()
         for fd in (*reads, *writes):
             os.close(fd)
+
+
+def _event(delta: dict[str, Any], finish_reason: Optional[str] = None) -> bytes:
+    chunk = {"id": "chatcmpl-park", "object": "chat.completion.chunk", "created": 1,
+             "model": "test-model",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+class _Parks:
+    """Counts the streams that parked: left their thread to wait for their socket."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.condition = threading.Condition()
+        original = _poller.Ticket.park
+
+        def park(ticket: Any, resume: Any) -> bool:
+            parked = original(ticket, resume)
+            if parked:
+                with self.condition:
+                    self.count += 1
+                    self.condition.notify_all()
+            return parked
+
+        #: A stand-in for ``Ticket.park`` that counts.
+        self.park = park
+
+    def wait_for(self, count: int) -> bool:
+        with self.condition:
+            return self.condition.wait_for(lambda: self.count >= count, timeout=10)
+
+
+@pytest.fixture
+def parks(polled: _Arms, monkeypatch: pytest.MonkeyPatch) -> _Parks:
+    """Every stream of the test reads through the poller; parked streams are counted."""
+    counter = _Parks()
+    monkeypatch.setattr(_poller.Ticket, "park", counter.park)
+    return counter
+
+
+def _two_part_server(go: threading.Event) -> RawServer:
+    """Answers with one content event, then (once ``go`` is set) a second and the end."""
+
+    def handler(connection: Any, stop: threading.Event) -> None:
+        if not read_request(connection):
+            return
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                           b"Connection: close\r\n\r\n" + _event({"content": "first"}))
+        while not go.wait(0.05):
+            if stop.is_set():
+                return
+        connection.sendall(_event({"content": " second"}) + _event({}, "stop")
+                           + b"data: [DONE]\n\n")
+        connection.shutdown(socket.SHUT_WR)
+        while connection.recv(65536):
+            pass
+
+    return RawServer(handler)
+
+
+def _open_raw(server: RawServer) -> Any:
+    return ls.completion("openai", "test-model", messages=MESSAGES, stream=True,
+                         api_key="poller-test-key", api_base=server.url + "/v1", max_retries=0)
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate()
+            if thread.name.startswith("litestream-reader") or thread.name == _workers.IDLE_NAME]
+
+
+def test_streams_waiting_for_bytes_hold_no_thread_and_go_on_once_bytes_come(
+        parks: _Parks) -> None:
+    count = 20
+    go = threading.Event()
+    with _two_part_server(go) as server:
+        streams = [_open_raw(server) for _ in range(count)]
+        try:
+            assert [ls.extract_content(stream.get(timeout=10)) for stream in streams] == \
+                ["first"] * count
+            assert parks.wait_for(count), f"only {parks.count} of {count} streams parked"
+            # Every stream waits without a thread: the threads that read them all end.
+            _workers.end_idle()
+            for thread in _reader_threads():
+                thread.join(10)
+            assert not _reader_threads()
+            go.set()
+            rests = ["".join(ls.extract_content(chunk) or "" for chunk in stream)
+                     for stream in streams]
+            assert rests == [" second"] * count
+            assert all(stream.join(10) for stream in streams)
+        finally:
+            go.set()
+            for stream in streams:
+                stream.close()
+
+
+def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunks(
+        parks: _Parks, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_thread(*args: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    go = threading.Event()
+    with _two_part_server(go) as server:
+        with _open_raw(server) as stream:
+            assert ls.extract_content(stream.get(timeout=10)) == "first"
+            assert parks.wait_for(1)
+            monkeypatch.setattr(_workers, "resume", no_thread)
+            go.set()
+            with pytest.raises(errors.LitestreamError, match="can't start new thread"):
+                stream.get(timeout=10)
+            assert stream.join(10)

@@ -123,3 +123,27 @@ def test_a_waiting_thread_holds_nothing_of_the_stream_it_read(fake_clock):
     del job
     gc.collect()
     assert job_ref() is None
+
+
+def test_a_parked_target_is_not_finished_until_a_resume_finishes_it(fake_clock):
+    steps = iter([_workers.PARKED, None])
+    ran_on: list[threading.Thread] = []
+    stepped = threading.Semaphore(0)
+
+    def step() -> object:
+        ran_on.append(threading.current_thread())
+        result = next(steps)
+        stepped.release()
+        return result
+
+    finished = _workers.start(step, "litestream-reader-parked")  # alone: its thread ends
+    assert stepped.acquire(timeout=10)
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive()
+    assert not finished.is_set()  # parked: the stream goes on later
+
+    _workers.resume(step, "litestream-reader-parked", finished)
+    assert finished.wait(10)
+    assert len(ran_on) == 2
+    # A thread that ran a resumed step waits for the next one, whatever the clock says.
+    assert _workers._idle == [ran_on[1]] and ran_on[1].name == _workers.IDLE_NAME
