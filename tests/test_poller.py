@@ -323,3 +323,64 @@ def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunk
             with pytest.raises(errors.LitestreamError, match="can't start new thread"):
                 stream.get(timeout=10)
             assert stream.join(10)
+
+
+def test_a_parked_stream_dropped_unread_is_cancelled_and_freed(parks: _Parks) -> None:
+    import gc
+
+    go = threading.Event()
+    with _two_part_server(go) as server:
+        stream = _open_raw(server)
+        assert ls.extract_content(stream.get(timeout=10)) == "first"
+        assert parks.wait_for(1)
+        reader = stream._reader
+        del stream
+        gc.collect()  # the finalizer cancels it: the parked stream wakes and ends
+        assert reader.finished.wait(10)
+        assert reader.cancelled and reader.response is None
+        go.set()
+
+
+def test_a_resumed_stream_waiting_on_its_full_buffer_lets_the_others_go_on(
+        parks: _Parks) -> None:
+    go = threading.Event()
+    # Several reads' worth (a read takes at most 64 KiB): the buffer fills before the last.
+    many = "".join(f" w{index}{'x' * 4000}" for index in range(50))
+
+    def handler(connection: Any, stop: threading.Event) -> None:
+        request = read_request(connection)
+        if not request:
+            return
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                           b"Connection: close\r\n\r\n" + _event({"content": "first"}))
+        while not go.wait(0.05):
+            if stop.is_set():
+                return
+        words = many.split(" ")[1:] if b"unread" in request else ["second"]
+        connection.sendall(b"".join(_event({"content": f" {word}"}) for word in words)
+                           + _event({}, "stop") + b"data: [DONE]\n\n")
+        connection.shutdown(socket.SHUT_WR)
+        while connection.recv(65536):
+            pass
+
+    def open_one(server: RawServer, content: str) -> Any:
+        return ls.completion("openai", "test-model", stream=True, buffer=2, max_retries=0,
+                             messages=[{"role": "user", "content": content}],
+                             api_key="poller-test-key", api_base=server.url + "/v1")
+
+    with RawServer(handler) as server:
+        with open_one(server, "unread") as unread, open_one(server, "read") as read:
+            assert ls.extract_content(unread.get(timeout=10)) == "first"
+            assert ls.extract_content(read.get(timeout=10)) == "first"
+            assert parks.wait_for(2)
+            go.set()
+            # One turn only (the fixture): the unread stream's reader waits on its
+            # full buffer without it, so the other stream is read all the same.
+            rest = []
+            while (chunk := read.get(timeout=10)) is not None:  # TimeoutError if it starved
+                rest.append(ls.extract_content(chunk) or "")
+            assert "".join(rest) == " second"
+            assert read.join(10)
+            assert not unread.join(0)  # still waiting for room in its buffer
+            text = "first" + "".join(ls.extract_content(chunk) or "" for chunk in unread)
+            assert text == "first" + many
