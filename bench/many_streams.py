@@ -177,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.chunks, args.rounds = 30, 1
-    solo_chunks = args.streams * args.chunks // 4
+    solo_chunks = args.streams * args.chunks  # as many as a round drains
 
     context = multiprocessing.get_context("fork")
     go = [context.Event() for _ in range(args.rounds)]
