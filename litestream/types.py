@@ -10,6 +10,7 @@ provider's job (``get_provider("openai")``): there is one parser of it.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Tuple, Union
@@ -313,7 +314,8 @@ class _ReadOnlyEvent(_SlotView):
     """``Chunk.provider_event``: a decoded event the parsers stored as it is, wrapped on first read.
 
     The read-only view costs an object per chunk that few callers ever
-    look at, so it is made when ``provider_event`` is first read (and kept).
+    look at, so it is made when ``provider_event`` is first read (and kept);
+    an event stored as its ``_EventJSON`` text is decoded then too.
     """
 
     __slots__ = ()
@@ -322,10 +324,27 @@ class _ReadOnlyEvent(_SlotView):
         if chunk is None:
             return self
         event = self.slot.__get__(chunk, owner)
-        if isinstance(event, dict):
+        if type(event) is _EventJSON:
+            event = MappingProxyType(json.loads(event))
+            self.slot.__set__(chunk, event)
+        elif isinstance(event, dict):
             event = MappingProxyType(event)
             self.slot.__set__(chunk, event)
         return event
+
+
+class _EventJSON(str):
+    """The JSON text of one provider event, for ``Chunk.provider_event`` to decode when read.
+
+    A parser that turned an event into a token chunk without changing the
+    decoded object stores the event's text instead of that object: the
+    decoded dicts and lists then die at once instead of living as long as
+    the chunk (garbage the collector would walk; several hundred bytes a
+    chunk), and ``provider_event`` decodes the text the first time it is
+    read. Internal to litestream's parsers.
+    """
+
+    __slots__ = ()
 
 
 def _token_text(chunk: Chunk) -> Optional[str]:

@@ -16,7 +16,7 @@ import attrs
 import chunk_golden
 import pytest
 
-from litestream.types import Choice, Chunk, Delta, ToolCallDelta, Usage
+from litestream.types import Choice, Chunk, Delta, ToolCallDelta, Usage, _EventJSON
 
 GOLDEN = json.loads(chunk_golden.GOLDEN.read_text(encoding="utf-8"))
 CASES = {f"{provider}/{name}": (provider, body) for provider, name, body in chunk_golden.cases()}
@@ -120,3 +120,15 @@ def test_golden_covers_every_openai_shaped_provider() -> None:
     providers = {key.split("/")[0] for key in GOLDEN}
     assert {"openai", "openrouter", "mistral", "openai_compatible", "anthropic", "gemini",
             "ollama"} <= providers
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_token_chunks_keep_their_events_json_text_until_it_is_read(key: str) -> None:
+    """A token chunk stores its event's text, not the decoded dicts; reading decodes it."""
+    provider, body = CASES[key]
+    for chunk in _chunks(provider, body):
+        stored = Chunk.provider_event.slot.__get__(chunk)
+        token = type(Chunk.choices.slot.__get__(chunk)) is str
+        if token and stored is not None:
+            assert type(stored) is _EventJSON, f"{key}: a token chunk keeps a decoded event"
+            assert chunk.provider_event == json.loads(stored)

@@ -4,6 +4,7 @@ import copy
 import json
 import pickle
 import threading
+import types
 
 import attrs
 import pytest
@@ -20,6 +21,7 @@ from litestream.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    _EventJSON,
 )
 
 OPENAI_CHUNK = {
@@ -156,12 +158,14 @@ def test_a_token_chunk_builds_its_choice_once_on_first_read():
 
 
 @pytest.mark.parametrize("index", [0, 2])
-@pytest.mark.parametrize("with_event", [True, False])
-def test_a_token_chunk_is_indistinguishable_from_one_built_by_the_constructor(index, with_event):
-    event = {"choices": [{"index": index, "delta": {"content": "hi"}}]} if with_event else None
+@pytest.mark.parametrize("stored", ["dict", "json text", None])
+def test_a_token_chunk_is_indistinguishable_from_one_built_by_the_constructor(index, stored):
+    event = {"choices": [{"index": index, "delta": {"content": "hi"}}]} if stored else None
     eager = _eager_token_chunk("hi", index, event)
 
     def fresh() -> Chunk:
+        if stored == "json text":
+            return _token_chunk("hi", index, _EventJSON(json.dumps(event)))
         return _token_chunk("hi", index, event)
 
     assert fresh() == eager and eager == fresh() and hash(fresh()) == hash(eager)
@@ -169,6 +173,8 @@ def test_a_token_chunk_is_indistinguishable_from_one_built_by_the_constructor(in
     assert attrs.asdict(fresh()) == attrs.asdict(eager)
     assert attrs.evolve(fresh(), id="x") == attrs.evolve(eager, id="x")
     assert copy.copy(fresh()) == eager
+    assert fresh().provider_event == eager.provider_event
+    assert attrs.evolve(fresh(), id="x").provider_event == eager.provider_event
     if event is None:  # a read-only event view cannot be pickled, whichever way it was built
         assert pickle.loads(pickle.dumps(fresh())) == eager
 
@@ -186,6 +192,17 @@ def test_a_stored_event_reads_as_the_same_read_only_view():
     with pytest.raises(TypeError):
         view["choices"] = []  # type: ignore[index]
     assert _token_chunk("hi").provider_event is None
+
+
+def test_an_event_stored_as_its_json_text_is_decoded_once_into_a_read_only_view():
+    text = '{"id": "c1", "choices": [{"index": 0, "delta": {"content": "h\\u00ef"}}]}'
+    chunk = _token_chunk("h\u00ef", event=_EventJSON(text))
+    assert Chunk.provider_event.slot.__get__(chunk) == text  # not decoded until read
+    view = chunk.provider_event
+    assert view == json.loads(text) and view is chunk.provider_event
+    assert isinstance(view, types.MappingProxyType)
+    with pytest.raises(TypeError):
+        view["id"] = "c2"  # type: ignore[index]
 
 
 def test_threads_reading_a_fresh_token_chunk_at_once_see_equal_choices():

@@ -30,6 +30,7 @@ from litestream.types import (
     Delta,
     ToolCallDelta,
     Usage,
+    _EventJSON,
 )
 from litestream.wire import Event
 
@@ -117,7 +118,7 @@ class OpenAIStreamParser(StreamParser):
             # takes the short way; anything else falls through unchanged.
             payload = whole_json_object(data)
             if payload is not None:
-                return self._feed_object(payload)
+                return self._feed_object(payload, data)
         with attribute_errors(self.provider, self.model):
             if event.event == "error":
                 raise in_band_error(
@@ -143,17 +144,17 @@ class OpenAIStreamParser(StreamParser):
                 payload = whole_json_object(data)
                 if payload is not None:
                     self.provider_event = payload
-                    produced = self._text_chunk(payload)
+                    produced = self._text_chunk(payload, data)
                     if produced is None:
                         produced = self._translate_object(payload)
                     chunks.extend(produced)
                     continue
             chunks.extend(self.feed(event))
 
-    def _feed_object(self, payload: dict[str, Any]) -> list[Chunk]:
-        """Return the chunks of one event's decoded JSON object."""
+    def _feed_object(self, payload: dict[str, Any], data: str) -> list[Chunk]:
+        """Return the chunks of one event's JSON object, decoded from ``data``."""
         self.provider_event = payload
-        chunks = self._text_chunk(payload)
+        chunks = self._text_chunk(payload, data)
         if chunks is not None:
             return chunks
         return self._translate_object(payload)
@@ -162,11 +163,14 @@ class OpenAIStreamParser(StreamParser):
         with attribute_errors(self.provider, self.model):
             return self.translate(payload)
 
-    def _text_chunk(self, payload: dict[str, Any]) -> Optional[list[Chunk]]:
+    def _text_chunk(self, payload: dict[str, Any], data: str) -> Optional[list[Chunk]]:
         """Return the chunks of a text-only delta of the known response; None for anything else.
 
         Gives exactly what :meth:`translate` gives for the same payload: the
         conditions below are those under which translate takes no other branch.
+        ``data``, the event's text that ``payload`` was decoded from, is kept
+        instead of ``payload`` for ``provider_event`` to decode if it is read
+        (see :meth:`StreamParser.make_text_chunk`).
         """
         choices = payload.get("choices")
         if type(choices) is not list or len(choices) != 1:
@@ -192,7 +196,7 @@ class OpenAIStreamParser(StreamParser):
         if not content:
             return []
         return [text_chunk(response_id, self.response_model or self.model, self.provider,
-                           self.created, index, content, payload)]
+                           self.created, index, content, _EventJSON(data))]
 
     def translate(self, payload: Mapping[str, Any]) -> list[Chunk]:
         """Return the chunks of one parsed ``chat.completion.chunk`` object."""

@@ -259,7 +259,7 @@ class AnthropicStreamParser(StreamParser):
                         if type(text) is str:
                             self.provider_event = payload
                             if text:
-                                chunks.append(self.make_text_chunk(text))
+                                chunks.append(self.make_text_chunk(text, source=data))
                             continue
             chunks.extend(self.feed(event))
 

@@ -25,6 +25,7 @@ from litestream.types import (
     Delta,
     Response,
     Usage,
+    _EventJSON,
 )
 from litestream.wire import Event, HTTPRequest
 
@@ -84,6 +85,10 @@ class StreamParser:
         # The latest decoded event (from ``load_json``): chunks made from it
         # keep it as their read-only ``provider_event``.
         self.provider_event: Any = None
+        # The object ``load_json`` last decoded and the text it came from: a
+        # token chunk of that same event keeps the text (see make_text_chunk).
+        self._decoded: Any = None
+        self._decoded_from = ""
 
     def feed(self, event: Event) -> list[Chunk]:
         """Return the chunks ``event`` produces; raise a LitestreamError for an error event."""
@@ -118,12 +123,14 @@ class StreamParser:
         try:
             value, end = _scan_json(data, 0)
             if end == len(data):
-                self.provider_event = value
+                self.provider_event = self._decoded = value
+                self._decoded_from = data
                 return value
         except (StopIteration, ValueError, RecursionError):
             pass  # json.loads below says what is wrong
         try:
-            self.provider_event = json.loads(data)
+            self.provider_event = self._decoded = json.loads(data)
+            self._decoded_from = data
             return self.provider_event
         except ValueError:
             excerpt = data[:80] + ("..." if len(data) > 80 else "")
@@ -161,15 +168,27 @@ class StreamParser:
         return make_chunk(self.response_id, self.response_model or self.model, self.provider,
                            self.created, choices, usage, event if type(event) is dict else None)
 
-    def make_text_chunk(self, text: str, index: int = 0) -> Chunk:
+    def make_text_chunk(self, text: str, index: int = 0, source: Optional[str] = None) -> Chunk:
         """Return ``make_chunk(Delta(content=text), index=index)``, the chunk of one token, cheaply.
 
         Most events of a stream are a piece of text: this skips building
         the delta and choice up front (see :func:`litestream._construct.text_chunk`).
+        The chunk keeps the event's JSON text rather than the decoded event
+        when that text is known (``source``, or the text :meth:`load_json`
+        decoded ``provider_event`` from): ``Chunk.provider_event`` decodes it
+        if it is ever read, and the decoded dicts die at once instead of
+        living, and being walked by the garbage collector, as long as the
+        chunk.
         """
         event = self.provider_event
+        if type(event) is not dict:
+            event = None
+        elif source is not None:
+            event = _EventJSON(source)
+        elif event is self._decoded:
+            event = _EventJSON(self._decoded_from)
         return text_chunk(self.response_id, self.response_model or self.model, self.provider,
-                          self.created, index, text, event if type(event) is dict else None)
+                          self.created, index, text, event)
 
     def make_chunk_of(self, choices: Sequence[Choice], usage: Optional[Usage] = None) -> Chunk:
         """Return a chunk with the given ``choices``, stamped like :meth:`make_chunk`.

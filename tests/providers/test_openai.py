@@ -553,3 +553,20 @@ def test_whole_response_annotations_and_reasoning_details_are_kept():
     message = response.choices[0].message
     assert list(message.annotations) == [citation]
     assert message.reasoning_details[0]["data"] == "opaque"
+
+
+def test_a_text_event_read_in_a_batch_keeps_its_json_text_for_provider_event():
+    from litestream.types import Chunk
+
+    first = chunk({"role": "assistant", "content": ""})
+    text = chunk({"content": "caf\u00e9 \"quoted\""})
+    batch: list = []
+    parser = openai.stream_parser("m")
+    parser.feed_many(events(first, text), batch)
+    one_by_one = openai.stream_parser("m")
+    fed = [piece for event in events(first, text) for piece in one_by_one.feed(event)]
+    assert batch == fed
+    token = batch[-1]
+    stored = Chunk.provider_event.slot.__get__(token)
+    assert isinstance(stored, str) and json.loads(stored) == text  # kept as text, not decoded
+    assert token.provider_event == text == fed[-1].provider_event
