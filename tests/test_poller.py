@@ -29,32 +29,37 @@ FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 TRANSCRIPTS = sorted(FIXTURES.glob("*/*.txt"))
 
 
-class _Arms:
-    """Counts the readers that started waiting in the poller; lets a test wait for the next."""
+class _Successes:
+    """Wraps a method that returns whether it did its job; counts the times it did."""
 
-    def __init__(self) -> None:
+    def __init__(self, original: Any) -> None:
         self.count = 0
-        self.armed = threading.Event()
-        original = _poller._Poller.arm
+        self.condition = threading.Condition()
 
-        def arm(poller: Any, ticket: Any) -> bool:
-            armed = original(poller, ticket)
-            if armed:
-                self.count += 1
-                self.armed.set()
-            return armed
+        def counting(*args: Any) -> bool:
+            succeeded = original(*args)
+            if succeeded:
+                with self.condition:
+                    self.count += 1
+                    self.condition.notify_all()
+            return succeeded
 
-        #: A stand-in for ``_Poller.arm`` that counts.
-        self.arm = arm
+        #: The stand-in for ``original`` that counts.
+        self.method = counting
+
+    def wait_for(self, count: int = 1) -> bool:
+        """Wait up to 10 s until it did its job ``count`` times; tell whether it did."""
+        with self.condition:
+            return self.condition.wait_for(lambda: self.count >= count, timeout=10)
 
 
 @pytest.fixture
-def polled(monkeypatch: pytest.MonkeyPatch) -> _Arms:
+def polled(monkeypatch: pytest.MonkeyPatch) -> _Successes:
     """Every stream of the test reads through the poller, one turn at a time."""
-    arms = _Arms()
+    arms = _Successes(_poller._Poller.arm)  # readers that started waiting in the poller
     monkeypatch.setattr(_poller, "POLL_THRESHOLD", 0)
     monkeypatch.setattr(_poller, "TURNS", 1)
-    monkeypatch.setattr(_poller._Poller, "arm", arms.arm)
+    monkeypatch.setattr(_poller._Poller, "arm", arms.method)
     return arms
 
 
@@ -88,17 +93,17 @@ def test_transcripts_give_the_same_chunks_polled_as_read_directly(
     provider = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["provider"]
     body = path.read_bytes()
     direct = _streamed(provider, body, piece_size)
-    arms = _Arms()
+    arms = _Successes(_poller._Poller.arm)
     with monkeypatch.context() as patch:
         patch.setattr(_poller, "POLL_THRESHOLD", 0)
         patch.setattr(_poller, "TURNS", 1)
-        patch.setattr(_poller._Poller, "arm", arms.arm)
+        patch.setattr(_poller._Poller, "arm", arms.method)
         polled = _streamed(provider, body, piece_size)
     assert polled == direct
     assert direct["chunks"] or direct["error"]
 
 
-def test_a_stream_in_pieces_waits_in_the_poller(polled: _Arms) -> None:
+def test_a_stream_in_pieces_waits_in_the_poller(polled: _Successes) -> None:
     with FakeLLMServer() as server:
         words = [f" w{index}" for index in range(40)]
         server.script(chunks=words, delay=0.002)
@@ -109,12 +114,12 @@ def test_a_stream_in_pieces_waits_in_the_poller(polled: _Arms) -> None:
 
 
 @pytest.mark.parametrize("how", ["close", "cancel_through_merge"])
-def test_close_wakes_a_reader_waiting_in_the_poller(polled: _Arms, how: str) -> None:
+def test_close_wakes_a_reader_waiting_in_the_poller(polled: _Successes, how: str) -> None:
     with FakeLLMServer() as server:
         server.script(text="a b c d", chunks=4, stall_after=1)
         stream = open_stream(server)
         assert ls.extract_content(stream.get(timeout=10)) or stream.get(timeout=10)
-        assert polled.armed.wait(10), "the reader never waited in the poller"
+        assert polled.wait_for(1), "the reader never waited in the poller"
         if how == "close":
             stream.close()
         else:
@@ -125,7 +130,7 @@ def test_close_wakes_a_reader_waiting_in_the_poller(polled: _Arms, how: str) -> 
 
 
 @pytest.mark.parametrize("deadline", ["idle_timeout", "first_chunk_timeout"])
-def test_a_deadline_wakes_a_reader_waiting_in_the_poller(polled: _Arms, deadline: str) -> None:
+def test_a_deadline_wakes_a_reader_waiting_in_the_poller(polled: _Successes, deadline: str) -> None:
     with FakeLLMServer() as server:
         # The headers and one piece (or only the preamble) come, then nothing.
         stall_after = 1 if deadline == "idle_timeout" else 0
@@ -140,7 +145,7 @@ def test_a_deadline_wakes_a_reader_waiting_in_the_poller(polled: _Arms, deadline
         assert server.wait_for_disconnect(5.0)
 
 
-def test_a_thousand_streams_through_merge_leave_no_thread_or_socket(polled: _Arms) -> None:
+def test_a_thousand_streams_through_merge_leave_no_thread_or_socket(polled: _Successes) -> None:
     count = 1000
     with FakeLLMServer() as server:
         for index in range(count):
@@ -156,7 +161,7 @@ def test_a_thousand_streams_through_merge_leave_no_thread_or_socket(polled: _Arm
     # conftest checks that no reader or poller thread and no socket outlives the test.
 
 
-def test_the_poller_thread_ends_when_nobody_waits(polled: _Arms) -> None:
+def test_the_poller_thread_ends_when_nobody_waits(polled: _Successes) -> None:
     with FakeLLMServer() as server:
         server.script(chunks=["a", "b", "c"], delay=0.01)
         with open_stream(server) as stream:
@@ -174,13 +179,13 @@ def test_the_poller_thread_ends_when_nobody_waits(polled: _Arms) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 # Python 3.12+ warns of any fork in a threaded process; forking one is this test's point.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_a_forked_child_gets_a_poller_of_its_own(polled: _Arms) -> None:
+def test_a_forked_child_gets_a_poller_of_its_own(polled: _Successes) -> None:
     """The parent's epoll set and lock (held at fork time) are not the child's."""
     with FakeLLMServer() as server:
         server.script(text="a b c", chunks=3, stall_after=1)
         with open_stream(server) as stream:
             assert stream.get(timeout=10) is not None
-            assert polled.armed.wait(10)
+            assert polled.wait_for(1)
             parent = _poller._poller
             with parent.lock:
                 pid = os.fork()
@@ -220,35 +225,11 @@ def _event(delta: dict[str, Any], finish_reason: Optional[str] = None) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
-class _Parks:
-    """Counts the streams that parked: left their thread to wait for their socket."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.condition = threading.Condition()
-        original = _poller.Ticket.park
-
-        def park(ticket: Any, resume: Any) -> bool:
-            parked = original(ticket, resume)
-            if parked:
-                with self.condition:
-                    self.count += 1
-                    self.condition.notify_all()
-            return parked
-
-        #: A stand-in for ``Ticket.park`` that counts.
-        self.park = park
-
-    def wait_for(self, count: int) -> bool:
-        with self.condition:
-            return self.condition.wait_for(lambda: self.count >= count, timeout=10)
-
-
 @pytest.fixture
-def parks(polled: _Arms, monkeypatch: pytest.MonkeyPatch) -> _Parks:
-    """Every stream of the test reads through the poller; parked streams are counted."""
-    counter = _Parks()
-    monkeypatch.setattr(_poller.Ticket, "park", counter.park)
+def parks(polled: _Successes, monkeypatch: pytest.MonkeyPatch) -> _Successes:
+    """Every stream of the test reads through the poller; streams that parked are counted."""
+    counter = _Successes(_poller.Ticket.park)
+    monkeypatch.setattr(_poller.Ticket, "park", counter.method)
     return counter
 
 
@@ -283,7 +264,7 @@ def _reader_threads() -> list[threading.Thread]:
 
 
 def test_streams_waiting_for_bytes_hold_no_thread_and_go_on_once_bytes_come(
-        parks: _Parks) -> None:
+        parks: _Successes) -> None:
     count = 20
     go = threading.Event()
     with _two_part_server(go) as server:
@@ -309,7 +290,7 @@ def test_streams_waiting_for_bytes_hold_no_thread_and_go_on_once_bytes_come(
 
 
 def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunks(
-        parks: _Parks, monkeypatch: pytest.MonkeyPatch) -> None:
+        parks: _Successes, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_thread(*args: Any) -> None:
         raise RuntimeError("can't start new thread")
 
@@ -325,7 +306,7 @@ def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunk
             assert stream.join(10)
 
 
-def test_a_parked_stream_dropped_unread_is_cancelled_and_freed(parks: _Parks) -> None:
+def test_a_parked_stream_dropped_unread_is_cancelled_and_freed(parks: _Successes) -> None:
     import gc
 
     go = threading.Event()
@@ -342,7 +323,7 @@ def test_a_parked_stream_dropped_unread_is_cancelled_and_freed(parks: _Parks) ->
 
 
 def test_a_resumed_stream_waiting_on_its_full_buffer_lets_the_others_go_on(
-        parks: _Parks) -> None:
+        parks: _Successes) -> None:
     go = threading.Event()
     # Several reads' worth (a read takes at most 64 KiB): the buffer fills before the last.
     many = "".join(f" w{index}{'x' * 4000}" for index in range(50))
