@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from unittest import mock
 
 import pytest
@@ -233,19 +233,25 @@ def parks(polled: _Successes, monkeypatch: pytest.MonkeyPatch) -> _Successes:
     return counter
 
 
-def _two_part_server(go: threading.Event) -> RawServer:
-    """Answers with one content event, then (once ``go`` is set) a second and the end."""
+def _two_part_server(go: threading.Event,
+                     rest_of: Optional[Callable[[bytes], list[str]]] = None) -> RawServer:
+    """Answers with one content event "first", then (once ``go`` is set) the rest and the end.
+
+    The rest is " second", or the pieces ``rest_of(request)`` gives.
+    """
 
     def handler(connection: Any, stop: threading.Event) -> None:
-        if not read_request(connection):
+        request = read_request(connection)
+        if not request:
             return
         connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                            b"Connection: close\r\n\r\n" + _event({"content": "first"}))
         while not go.wait(0.05):
             if stop.is_set():
                 return
-        connection.sendall(_event({"content": " second"}) + _event({}, "stop")
-                           + b"data: [DONE]\n\n")
+        pieces = rest_of(request) if rest_of is not None else [" second"]
+        connection.sendall(b"".join(_event({"content": piece}) for piece in pieces)
+                           + _event({}, "stop") + b"data: [DONE]\n\n")
         connection.shutdown(socket.SHUT_WR)
         while connection.recv(65536):
             pass
@@ -328,28 +334,16 @@ def test_a_resumed_stream_waiting_on_its_full_buffer_lets_the_others_go_on(
     # Several reads' worth (a read takes at most 64 KiB): the buffer fills before the last.
     many = "".join(f" w{index}{'x' * 4000}" for index in range(50))
 
-    def handler(connection: Any, stop: threading.Event) -> None:
-        request = read_request(connection)
-        if not request:
-            return
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                           b"Connection: close\r\n\r\n" + _event({"content": "first"}))
-        while not go.wait(0.05):
-            if stop.is_set():
-                return
-        words = many.split(" ")[1:] if b"unread" in request else ["second"]
-        connection.sendall(b"".join(_event({"content": f" {word}"}) for word in words)
-                           + _event({}, "stop") + b"data: [DONE]\n\n")
-        connection.shutdown(socket.SHUT_WR)
-        while connection.recv(65536):
-            pass
+    def rest_of(request: bytes) -> list[str]:
+        return [f" {word}" for word in many.split(" ")[1:]] if b"unread" in request \
+            else [" second"]
 
     def open_one(server: RawServer, content: str) -> Any:
         return ls.completion("openai", "test-model", stream=True, buffer=2, max_retries=0,
                              messages=[{"role": "user", "content": content}],
                              api_key="poller-test-key", api_base=server.url + "/v1")
 
-    with RawServer(handler) as server:
+    with _two_part_server(go, rest_of) as server:
         with open_one(server, "unread") as unread, open_one(server, "read") as read:
             assert ls.extract_content(unread.get(timeout=10)) == "first"
             assert ls.extract_content(read.get(timeout=10)) == "first"
