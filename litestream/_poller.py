@@ -73,9 +73,10 @@ _IDLE, _ARMED, _READY, _RUNNING = range(4)
 class Ticket:
     """One reader's place at the poller: its socket's descriptor and the lock it sleeps on.
 
-    Used by the reader's thread only (the poller thread moves it from
-    waiting to running). Every method is cheap when the poller is not in
-    use: :meth:`wait` returns at once below the threshold.
+    Used by the thread running the reader only, one at a time (the poller
+    moves it from waiting to running). Every method is cheap when the
+    poller is not in use: :meth:`wait` and :meth:`park` return at once
+    below the threshold.
     """
 
     __slots__ = ("fd", "state", "gate", "epoll", "resume", "_poller")
