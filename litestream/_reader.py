@@ -159,7 +159,7 @@ class Reader:
         # Called by the poller, outside its lock, when a parked stream's turn comes.
         assert self.finished is not None
         try:
-            _workers.resume(self.run, self._thread_name, self.finished)
+            _workers.resume(self.run, self._thread_name, self.finished, _poller.crowded)
         except BaseException as error:  # no thread to be had: end the stream with the error
             steps, self._steps = self._steps, None
             try:

@@ -14,9 +14,12 @@ passed.
 A stream that parks (:meth:`litestream._poller.Ticket.park`, many streams
 open) leaves its thread while it waits for bytes: its target returns
 :data:`PARKED`, and its next read is handed to a thread with
-:func:`resume`. A thread that ran such a read waits up to :data:`LINGER`
-for the next one whether or not streams are starting: while many streams
-are parked, a read is due every few microseconds.
+:func:`resume`. A thread that ran such a read waits for the next one
+whether or not streams are starting, :data:`LINGER` at a time for as long
+as the ``busy`` test given to :func:`resume` holds (many streams still
+open), up to :data:`MAX_LINGER`: streams that get their tokens in bursts
+tens of milliseconds apart then reuse a few threads instead of starting
+and ending some for every burst.
 
 A thread waiting for a stream is named ``litestream-idle``; while it reads
 one it is ``litestream-reader-<provider>``.
@@ -29,11 +32,13 @@ import threading
 import time
 from typing import Callable, Optional
 
-__all__ = ["IDLE_NAME", "LINGER", "PARKED", "end_idle", "resume", "start"]
+__all__ = ["IDLE_NAME", "LINGER", "MAX_LINGER", "PARKED", "end_idle", "resume", "start"]
 
 #: How long (seconds) a reader thread waits for the next stream, and how close
 #: together streams must start for it to wait at all.
 LINGER = 0.005
+#: The longest a thread that ran a parked stream's read waits for the next, while ``busy``.
+MAX_LINGER = 1.0
 #: The name of a reader thread between two streams.
 IDLE_NAME = "litestream-idle"
 
@@ -42,8 +47,11 @@ IDLE_NAME = "litestream-idle"
 PARKED = False
 
 Target = Callable[[], Optional[bool]]
-# (target, thread name, set once the target is finished, linger after it, linger whatever happens)
-_Job = tuple[Target, str, threading.Event, bool, bool]
+#: For a resumed step: whether its thread should go on waiting for the next one.
+Busy = Callable[[], bool]
+# (target, thread name, set once the target is finished, linger after it, or the resumed
+# step's busy test: linger whatever else happens, and longer while it holds)
+_Job = tuple[Target, str, threading.Event, bool, Optional[Busy]]
 
 #: The clock that tells how close together streams start (tests replace it).
 clock = time.monotonic
@@ -69,18 +77,19 @@ def start(target: Target, name: str, finished: Optional[threading.Event] = None
     with _lock:
         linger = now - _last_start < LINGER
         _last_start = now
-    _run((target, name, finished, linger, False))
+    _run((target, name, finished, linger, None))
     return finished
 
 
-def resume(target: Target, name: str, finished: threading.Event) -> None:
+def resume(target: Target, name: str, finished: threading.Event, busy: Busy) -> None:
     """Run the next step of a parked stream (``target``) in a reader thread named ``name``.
 
     As :func:`start`, with the ``finished`` Event the stream started with.
-    The thread then waits up to :data:`LINGER` for the next step or stream.
-    Raises RuntimeError when no thread can be started.
+    The thread then waits for the next step or stream: :data:`LINGER`, and
+    again while ``busy()`` is true, :data:`MAX_LINGER` at the most. Raises
+    RuntimeError when no thread can be started.
     """
-    _run((target, name, finished, True, True))
+    _run((target, name, finished, True, busy))
 
 
 def _run(job: _Job) -> None:
@@ -106,7 +115,7 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         job = self.job
         while job is not None:
-            target, name, finished, linger, keep = job
+            target, name, finished, linger, busy = job
             # Nothing of the thread's may hold the stream's reader once it is
             # done: whoever waits for ``finished`` may expect it freed.
             job = self.job = None
@@ -129,16 +138,24 @@ class _Worker(threading.Thread):
                         # thousand threads waiting for one cost a wake-up each
                         # (measured: about a tenth of the aggregate rate of
                         # 1,000 streams through merge).
-                        linger = keep or clock() - _last_start < LINGER
+                        linger = busy is not None or clock() - _last_start < LINGER
                         if linger:
                             _idle.append(self)
                 if done:
                     finished.set()
-            job = self._next_job() if linger else None
+            job = self._next_job(busy) if linger else None
 
-    def _next_job(self) -> Optional[_Job]:
-        """Wait up to LINGER for the next stream (this thread is in ``_idle``); None if none."""
-        if self.wake.acquire(timeout=LINGER):
+    def _next_job(self, busy: Optional[Busy]) -> Optional[_Job]:
+        """Wait for the next stream (this thread is in ``_idle``); None if none came.
+
+        LINGER, and again while ``busy()`` holds, up to MAX_LINGER in all.
+        """
+        waited = 0.0
+        while not self.wake.acquire(timeout=LINGER):
+            waited += LINGER
+            if busy is None or waited >= MAX_LINGER or not busy():
+                break
+        else:
             return self.job
         with _lock:
             if self in _idle:

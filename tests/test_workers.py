@@ -16,6 +16,7 @@ def fake_clock(monkeypatch):
     monkeypatch.setattr(_workers, "clock", lambda: now[0])
     monkeypatch.setattr(_workers, "_last_start", float("-inf"))
     monkeypatch.setattr(_workers, "LINGER", 30.0)
+    monkeypatch.setattr(_workers, "MAX_LINGER", 60.0)
     yield now
     _workers.end_idle()
 
@@ -142,8 +143,40 @@ def test_a_parked_target_is_not_finished_until_a_resume_finishes_it(fake_clock):
     assert not ran_on[0].is_alive()
     assert not finished.is_set()  # parked: the stream goes on later
 
-    _workers.resume(step, "litestream-reader-parked", finished)
+    _workers.resume(step, "litestream-reader-parked", finished, lambda: False)
     assert finished.wait(10)
     assert len(ran_on) == 2
     # A thread that ran a resumed step waits for the next one, whatever the clock says.
     assert _workers._idle == [ran_on[1]] and ran_on[1].name == _workers.IDLE_NAME
+
+
+def test_a_thread_that_ran_a_resumed_step_waits_while_busy_then_ends(fake_clock):
+    _workers.LINGER = 0.001  # each wait is short; the busy test decides how many
+    asked = threading.Semaphore(0)
+    answers = iter([True, True, False])
+
+    def busy() -> bool:
+        asked.release()
+        return next(answers)
+
+    finished = threading.Event()
+    ran_on: list[threading.Thread] = []
+    _workers.resume(lambda: ran_on.append(threading.current_thread()),
+                    "litestream-reader-parked", finished, busy)
+    assert finished.wait(10)
+    for _ in range(3):  # it waited again while busy, and ended once it was not
+        assert asked.acquire(timeout=10)
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive() and _workers._idle == []
+
+
+def test_a_thread_that_ran_a_resumed_step_waits_no_longer_than_max_linger(fake_clock):
+    _workers.LINGER = 0.001
+    _workers.MAX_LINGER = 0.005
+    finished = threading.Event()
+    ran_on: list[threading.Thread] = []
+    _workers.resume(lambda: ran_on.append(threading.current_thread()),
+                    "litestream-reader-parked", finished, lambda: True)  # busy for ever
+    assert finished.wait(10)
+    ran_on[0].join(10)
+    assert not ran_on[0].is_alive() and _workers._idle == []
