@@ -97,6 +97,10 @@ class _ChannelState:
     def _full(self) -> bool:
         return 0 < self.maxsize <= len(self.buffer)
 
+    def has_room(self) -> bool:
+        """Tell whether a put would not wait now (a hint without the lock; only puts end it)."""
+        return not self._full()
+
     def takeable(self) -> bool:
         """Tell whether a take would complete now; exact with the lock held, a hint without."""
         return bool(self.buffer) or self.closed
@@ -284,6 +288,10 @@ class _Sender(Generic[T]):
     def put_many(self, values: Sequence[T]) -> bool:
         """Put a batch, waiting while full; False when the channel is closed."""
         return self._state.put_many(values)
+
+    def has_room(self) -> bool:
+        """Tell whether a put would not wait now (it stays true until the producer puts)."""
+        return self._state.has_room()
 
     def close(self, error: Optional[BaseException] = None, discard: bool = False) -> bool:
         """Close, delivering ``error`` after the values (or dropping them with ``discard``)."""

@@ -154,23 +154,27 @@ class Reader:
             if ticket.park(self._resume):
                 return _workers.PARKED
             # Not parked (few streams open now): read at once, in this thread.
+            _workers.hand_over()
 
     def _resume(self) -> None:
         # Called by the poller, outside its lock, when a parked stream's turn comes.
         assert self.finished is not None
+        _workers.resume(self.run, self._thread_name, self.finished, _poller.crowded,
+                        self._no_thread)
+
+    def _no_thread(self, error: BaseException) -> None:
+        """End a parked stream whose turn came but that no thread could be started for."""
+        assert self.finished is not None
+        steps, self._steps = self._steps, None
         try:
-            _workers.resume(self.run, self._thread_name, self.finished, _poller.crowded)
-        except BaseException as error:  # no thread to be had: end the stream with the error
-            steps, self._steps = self._steps, None
-            try:
-                if steps is not None:
-                    steps.throw(error)  # delivered after the chunks, then the teardown
-            except StopIteration:
-                pass
-            except BaseException:  # never into the poller's thread
-                logger.exception("ending a stream that could not get a thread failed")
-            finally:
-                self.finished.set()
+            if steps is not None:
+                steps.throw(error)  # delivered after the chunks, then the teardown
+        except StopIteration:
+            pass
+        except BaseException:  # never into the thread that granted the turn
+            logger.exception("ending a stream that could not get a thread failed")
+        finally:
+            self.finished.set()
 
     def _run(self) -> Generator[_poller.Ticket, None, None]:
         """Run the attempts, release the connection, then close the channel.
@@ -210,6 +214,7 @@ class Reader:
             release(response, reusable)
         current.guard = None
         if self.monitor is not None:
+            _workers.hand_over()  # listeners' code may wait
             self.monitor.end(None, cancelled=self.cancelled and not self.complete)
             # The call's listeners may keep its end event, whose error's
             # traceback holds the frame that holds the Stream: through the
@@ -271,7 +276,10 @@ class Reader:
     def _put_many(self, chunks: list[Chunk]) -> bool:
         """Hand one read's chunks over at once, after waiting while the channel is full."""
         if self.monitor is not None:
+            _workers.hand_over()  # listeners' code may wait
             self.monitor.chunks(chunks)
+        elif not self.state.has_room():
+            _workers.hand_over()
         return self.state.put_many(chunks)
 
     def _open(self) -> AnyResponse:
@@ -316,7 +324,9 @@ class Reader:
         while True:
             ticket = body.park_ticket()
             if ticket is not None:
-                yield ticket
+                yield ticket  # when this goes on, the read is the one the turn was for
+            else:
+                _workers.hand_over()  # a read that may wait
             data = body.read()
             if self.cancelled:
                 return False
@@ -417,6 +427,7 @@ class Reader:
     def _drain(self) -> bool:
         """After the final event, read what is left so the connection can be reused."""
         assert self.body is not None
+        _workers.hand_over()  # reads that may wait
         drain_deadline = call_later(_DRAIN_TIMEOUT, self.socket_guard.shutdown)
         try:
             received = 0
@@ -437,6 +448,7 @@ class Reader:
         # (error -> traceback -> frame -> error) only the garbage collector
         # would break.
         _forget_frames(error)
+        _workers.hand_over()  # listeners' code may wait
         if self.cancelled:
             return
         if not isinstance(error, Exception):

@@ -297,7 +297,7 @@ def test_streams_waiting_for_bytes_hold_no_thread_and_go_on_once_bytes_come(
 
 def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunks(
         parks: _Successes, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_thread(*args: Any) -> None:
+    def no_thread(job: Any) -> None:
         raise RuntimeError("can't start new thread")
 
     go = threading.Event()
@@ -305,7 +305,8 @@ def test_a_parked_stream_that_gets_no_thread_ends_with_the_error_after_its_chunk
         with _open_raw(server) as stream:
             assert ls.extract_content(stream.get(timeout=10)) == "first"
             assert parks.wait_for(1)
-            monkeypatch.setattr(_workers, "resume", no_thread)
+            _workers.end_idle()
+            monkeypatch.setattr(_workers, "_run", no_thread)  # no thread to be had any more
             go.set()
             with pytest.raises(errors.LitestreamError, match="can't start new thread"):
                 stream.get(timeout=10)

@@ -21,6 +21,10 @@ def fake_clock(monkeypatch):
     _workers.end_idle()
 
 
+def _unused(error: BaseException) -> None:
+    raise AssertionError(f"a thread could not be started: {error!r}")
+
+
 def _run(name: str) -> tuple[threading.Event, list[threading.Thread]]:
     ran_on: list[threading.Thread] = []
     finished = _workers.start(lambda: ran_on.append(threading.current_thread()), name)
@@ -143,7 +147,7 @@ def test_a_parked_target_is_not_finished_until_a_resume_finishes_it(fake_clock):
     assert not ran_on[0].is_alive()
     assert not finished.is_set()  # parked: the stream goes on later
 
-    _workers.resume(step, "litestream-reader-parked", finished, lambda: False)
+    _workers.resume(step, "litestream-reader-parked", finished, lambda: False, _unused)
     assert finished.wait(10)
     assert len(ran_on) == 2
     # A thread that ran a resumed step waits for the next one, whatever the clock says.
@@ -162,7 +166,7 @@ def test_a_thread_that_ran_a_resumed_step_waits_while_busy_then_ends(fake_clock)
     finished = threading.Event()
     ran_on: list[threading.Thread] = []
     _workers.resume(lambda: ran_on.append(threading.current_thread()),
-                    "litestream-reader-parked", finished, busy)
+                    "litestream-reader-parked", finished, busy, _unused)
     assert finished.wait(10)
     for _ in range(3):  # it waited again while busy, and ended once it was not
         assert asked.acquire(timeout=10)
@@ -176,7 +180,90 @@ def test_a_thread_that_ran_a_resumed_step_waits_no_longer_than_max_linger(fake_c
     finished = threading.Event()
     ran_on: list[threading.Thread] = []
     _workers.resume(lambda: ran_on.append(threading.current_thread()),
-                    "litestream-reader-parked", finished, lambda: True)  # busy for ever
+                    "litestream-reader-parked", finished, lambda: True, _unused)  # busy for ever
     assert finished.wait(10)
     ran_on[0].join(10)
     assert not ran_on[0].is_alive() and _workers._idle == []
+
+
+def _resumed(target, finished=None, failed=_unused) -> threading.Event:
+    finished = finished or threading.Event()
+    _workers.resume(target, "litestream-reader-parked", finished, lambda: False, failed)
+    return finished
+
+
+def test_a_step_resumed_from_a_resumed_step_runs_after_it_in_the_same_thread(fake_clock):
+    ran_on: dict[str, threading.Thread] = {}
+    order: list[str] = []
+
+    def second() -> None:
+        ran_on["second"] = threading.current_thread()
+        order.append("second")
+
+    def first() -> None:
+        ran_on["first"] = threading.current_thread()
+        second_finished.append(_resumed(second))  # as the poller does when the turn passes
+        order.append("first")
+
+    second_finished: list[threading.Event] = []
+    assert _resumed(first).wait(10)
+    assert second_finished[0].wait(10)
+    assert order == ["first", "second"]
+    assert ran_on["second"] is ran_on["first"]  # no other thread was woken for it
+
+
+def test_a_step_about_to_wait_hands_the_next_one_to_another_thread(fake_clock):
+    release = threading.Event()
+    made = threading.Event()
+    ran_on: dict[str, threading.Thread] = {}
+    second_finished: list[threading.Event] = []
+
+    def second() -> None:
+        ran_on["second"] = threading.current_thread()
+
+    def first() -> None:
+        ran_on["first"] = threading.current_thread()
+        second_finished.append(_resumed(second))
+        made.set()
+        _workers.hand_over()  # as a step does before a read or a put that may wait
+        release.wait(10)
+
+    first_finished = _resumed(first)
+    try:
+        assert made.wait(10)
+        # The first step still waits: the second ran all the same, in another thread.
+        assert second_finished[0].wait(10), "the next step waited for this one"
+        assert ran_on["second"] is not ran_on["first"]
+    finally:
+        release.set()
+    assert first_finished.wait(10)
+
+
+def test_a_step_that_raises_still_lets_the_next_one_run(fake_clock):
+    hooked: list[BaseException] = []
+    previous, threading.excepthook = threading.excepthook, lambda args: hooked.append(
+        args.exc_value)
+    second_finished: list[threading.Event] = []
+
+    def first() -> None:
+        second_finished.append(_resumed(lambda: None))
+        raise RuntimeError("a reader bug")
+
+    try:
+        assert _resumed(first).wait(10)
+        assert second_finished[0].wait(10)
+    finally:
+        threading.excepthook = previous
+
+
+def test_a_step_no_thread_can_be_started_for_gets_the_error(fake_clock, monkeypatch):
+    def no_thread(job) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_workers, "_run", no_thread)
+    failures: list[BaseException] = []
+    finished = threading.Event()
+    _workers.resume(lambda: None, "litestream-reader-parked", finished, lambda: False,
+                    failures.append)
+    assert [str(error) for error in failures] == ["can't start new thread"]
+    assert not finished.is_set()  # the failure handler owns the stream's end
