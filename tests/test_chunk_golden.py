@@ -122,11 +122,30 @@ def test_golden_covers_every_openai_shaped_provider() -> None:
             "ollama"} <= providers
 
 
+def _batched_chunks(provider: str, body: str) -> list[Chunk]:
+    """The chunks the reader's way makes of ``body``: one ``feed_many`` for the whole read."""
+    from litestream.framing import make_decoder
+    from litestream.providers import get_provider
+
+    impl = get_provider(provider)
+    parser = impl.stream_parser("test-model")
+    decoder = make_decoder(impl.framing)
+    chunks: list[Chunk] = []
+    try:
+        events, _error = decoder.decode(body.encode("utf-8"))
+        parser.feed_many([*events, *decoder.close()], chunks)
+    except Exception:  # noqa: BLE001 - the error is checked by the golden test
+        pass
+    return chunks
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["feed", "feed_many"])
 @pytest.mark.parametrize("key", sorted(CASES))
-def test_token_chunks_keep_their_events_json_text_until_it_is_read(key: str) -> None:
+def test_token_chunks_keep_their_events_json_text_until_it_is_read(
+        key: str, batched: bool) -> None:
     """A token chunk stores its event's text, not the decoded dicts; reading decodes it."""
     provider, body = CASES[key]
-    for chunk in _chunks(provider, body):
+    for chunk in (_batched_chunks if batched else _chunks)(provider, body):
         stored = Chunk.provider_event.slot.__get__(chunk)
         token = type(Chunk.choices.slot.__get__(chunk)) is str
         if token and stored is not None:

@@ -257,9 +257,10 @@ class AnthropicStreamParser(StreamParser):
                     if type(delta) is dict and delta.get("type") == "text_delta":
                         text = delta.get("text")
                         if type(text) is str:
-                            self.provider_event = payload
+                            self.provider_event = self._decoded = payload
+                            self._decoded_from = data
                             if text:
-                                chunks.append(self.make_text_chunk(text, source=data))
+                                chunks.append(self.make_text_chunk(text))
                             continue
             chunks.extend(self.feed(event))
 

@@ -168,23 +168,21 @@ class StreamParser:
         return make_chunk(self.response_id, self.response_model or self.model, self.provider,
                            self.created, choices, usage, event if type(event) is dict else None)
 
-    def make_text_chunk(self, text: str, index: int = 0, source: Optional[str] = None) -> Chunk:
+    def make_text_chunk(self, text: str, index: int = 0) -> Chunk:
         """Return ``make_chunk(Delta(content=text), index=index)``, the chunk of one token, cheaply.
 
         Most events of a stream are a piece of text: this skips building
         the delta and choice up front (see :func:`litestream._construct.text_chunk`).
         The chunk keeps the event's JSON text rather than the decoded event
-        when that text is known (``source``, or the text :meth:`load_json`
-        decoded ``provider_event`` from): ``Chunk.provider_event`` decodes it
-        if it is ever read, and the decoded dicts die at once instead of
-        living, and being walked by the garbage collector, as long as the
-        chunk.
+        when ``provider_event`` is what :meth:`load_json` (or a parser's
+        short way, the same way) last decoded from that text:
+        ``Chunk.provider_event`` decodes it if it is ever read, and the
+        decoded dicts die at once instead of living, and being walked by the
+        garbage collector, as long as the chunk.
         """
         event = self.provider_event
         if type(event) is not dict:
             event = None
-        elif source is not None:
-            event = _EventJSON(source)
         elif event is self._decoded:
             event = _EventJSON(self._decoded_from)
         return text_chunk(self.response_id, self.response_model or self.model, self.provider,
